@@ -1,0 +1,1 @@
+//! Example apps: placeholder until the examples change lands.
