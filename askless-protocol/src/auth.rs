@@ -86,8 +86,8 @@ impl fmt::Debug for UserId {
 
 /// The `output` of an authenticate response.
 ///
-/// On success as a user it holds `userId` and `claims`; accepted as unauthenticated it is `{}`;
-/// on a rejection it holds `credentialErrorCode`.
+/// On success as a user it contains `userId` and `claims`. Accepted as unauthenticated, it is
+/// `{}`. On a rejection it contains `credentialErrorCode`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AuthenticateOutput {
     /// The authenticated user, when the server accepted the credential as a user.

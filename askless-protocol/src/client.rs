@@ -500,7 +500,7 @@ impl Serialize for ClientMessage {
 /// The reference server tests, in order: the ping marker (a ping needs no `clientRequestId`);
 /// a non-empty string `clientRequestId`; then the configure, authenticate, confirm-receipt, read,
 /// listen and modify markers. A frame with an id but none of these markers is
-/// [`DecodeError::UnknownMessage`], which a server answers with `INTERNAL_ERROR`. Every error
+/// [`DecodeError::UnknownMessage`], to which the reference server replies with `INTERNAL_ERROR`. Every error
 /// carries the frame's kind and `clientRequestId` where they could be determined, so that a
 /// server can answer a frame it could classify but not decode.
 ///

@@ -79,7 +79,7 @@ pub struct ConnectionConfiguration {
 }
 
 impl ConnectionConfiguration {
-    /// The values a client uses before a server sent its own, and after every disconnection.
+    /// Returns the values a client uses before a server sent its own, and after every disconnection.
     pub fn client_defaults() -> Self {
         Self {
             interval_in_ms_server_send_same_message: 5000,
@@ -95,7 +95,7 @@ impl ConnectionConfiguration {
         }
     }
 
-    /// The values server 2.0.3 sends to a `flutter` client with its default settings.
+    /// Returns the values server 2.0.3 sends to a `flutter` client with its default settings.
     pub fn server_defaults() -> Self {
         Self {
             is_from_server: true,

@@ -185,7 +185,7 @@ impl fmt::Display for JsonType {
     }
 }
 
-/// Why a frame could not be decoded into a protocol message.
+/// Error of decoding a frame into a protocol message.
 ///
 /// The message names the field and the expected and received JSON types but never a received
 /// value, so it is safe to log even when the frame carried a credential.
@@ -195,7 +195,7 @@ pub enum DecodeError {
     /// The frame is not valid JSON.
     #[error("frame is not valid JSON ({reason} at line {line}, column {column})")]
     InvalidJson {
-        /// What the JSON parser reported, without any of the input.
+        /// Message of the JSON parser, without any of the input.
         reason: String,
         /// Line of the error, starting at 1.
         line: usize,
@@ -205,7 +205,7 @@ pub enum DecodeError {
     /// The frame is JSON but not an object.
     #[error("frame is {found}, expected a JSON object or one of the text frames `welcome` and `pong`")]
     NotAnObject {
-        /// What the frame is.
+        /// JSON type of the frame.
         found: JsonType,
     },
     /// A text frame that is neither JSON nor one of the known plain-text frames.
@@ -223,7 +223,7 @@ pub enum DecodeError {
     /// A field the message needs is absent or `null`.
     #[error("{kind} frame is missing the field `{field}`{}", for_request(.client_request_id))]
     MissingField {
-        /// What kind of message the frame was classified as.
+        /// Kind of message the frame was classified as.
         kind: MessageKind,
         /// The missing field, as named on the wire.
         field: Cow<'static, str>,
@@ -233,11 +233,11 @@ pub enum DecodeError {
     /// A field has the wrong JSON type or an invalid value.
     #[error("{kind} frame has an invalid `{field}`: expected {expected}, found {found}{}", for_request(.client_request_id))]
     InvalidField {
-        /// What kind of message the frame was classified as.
+        /// Kind of message the frame was classified as.
         kind: MessageKind,
         /// The invalid field, as named on the wire (`listeningToRoutes[2].route` for nested ones).
         field: Cow<'static, str>,
-        /// What the field should hold.
+        /// Description of the expected value.
         expected: &'static str,
         /// The JSON type found, or a short description of why the value is invalid.
         found: Cow<'static, str>,
@@ -256,7 +256,7 @@ fn for_request(client_request_id: &Option<String>) -> String {
 impl DecodeError {
     /// Returns the `clientRequestId` of the frame, when it had a usable one.
     ///
-    /// A server uses it to answer a frame it could classify but not decode.
+    /// A server uses it to reply to a frame it could classify but not decode.
     pub fn client_request_id(&self) -> Option<&str> {
         match self {
             Self::UnknownMessage { client_request_id }

@@ -2,10 +2,13 @@
 //!
 //! Every id is an opaque string. The formats below are the ones the reference client and server
 //! use; receivers never parse them, so the newtypes accept any string when decoding.
+//!
+//! Generators take the random number generator as an argument (any `rand_core::RngCore`, such as
+//! `rand::rng()`), so this crate reads no entropy source itself.
 
 use std::fmt;
 
-use rand::Rng;
+use rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 
 /// Characters of the random part of every generated id: `[A-Za-z0-9]`.
@@ -15,15 +18,23 @@ const ALPHANUMERIC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 pub const CLIENT_ID_RANDOM_LEN: usize = 28;
 
 /// Appends `len` random characters of `[A-Za-z0-9]` to `out`.
-fn push_random<R: Rng + ?Sized>(rng: &mut R, len: usize, out: &mut String) {
+fn push_random<R: RngCore + ?Sized>(rng: &mut R, len: usize, out: &mut String) {
     out.reserve(len);
-    for _ in 0..len {
-        let index = rng.random_range(0..ALPHANUMERIC.len());
-        out.push(char::from(ALPHANUMERIC[index]));
+    // 248 is the largest multiple of 62 that fits in a byte; rejecting the bytes above it keeps
+    // every character equally likely.
+    const ACCEPTED_BELOW: u8 = 248;
+    let mut pushed = 0;
+    while pushed < len {
+        for byte in rng.next_u64().to_le_bytes() {
+            if byte < ACCEPTED_BELOW && pushed < len {
+                out.push(char::from(ALPHANUMERIC[usize::from(byte) % ALPHANUMERIC.len()]));
+                pushed += 1;
+            }
+        }
     }
 }
 
-fn random_with_prefix<R: Rng + ?Sized>(rng: &mut R, prefix: &str, len: usize) -> String {
+fn random_with_prefix<R: RngCore + ?Sized>(rng: &mut R, prefix: &str, len: usize) -> String {
     let mut id = String::with_capacity(prefix.len() + len);
     id.push_str(prefix);
     push_random(rng, len, &mut id);
@@ -120,49 +131,49 @@ impl ClientRequestId {
     /// Generates an id for an ordinary request: `REQ-_` and 28 random alphanumerics.
     ///
     /// Configure, authenticate and confirm-receipt requests use this form too.
-    pub fn generate_request<R: Rng + ?Sized>(rng: &mut R) -> Self {
+    pub fn generate_request<R: RngCore + ?Sized>(rng: &mut R) -> Self {
         Self(random_with_prefix(rng, "REQ-_", CLIENT_ID_RANDOM_LEN))
     }
 
     /// Generates an id for a listen request: `LIS-_` and 28 random alphanumerics.
-    pub fn generate_listen<R: Rng + ?Sized>(rng: &mut R) -> Self {
+    pub fn generate_listen<R: RngCore + ?Sized>(rng: &mut R) -> Self {
         Self(random_with_prefix(rng, "LIS-_", CLIENT_ID_RANDOM_LEN))
     }
 }
 
 impl ListenId {
     /// Generates a stream id: `LIS-` and 28 random alphanumerics (no underscore).
-    pub fn generate<R: Rng + ?Sized>(rng: &mut R) -> Self {
+    pub fn generate<R: RngCore + ?Sized>(rng: &mut R) -> Self {
         Self(random_with_prefix(rng, "LIS-", CLIENT_ID_RANDOM_LEN))
     }
 }
 
 impl ClientIdInternalApp {
     /// Generates a client instance id: 28 random alphanumerics.
-    pub fn generate<R: Rng + ?Sized>(rng: &mut R) -> Self {
+    pub fn generate<R: RngCore + ?Sized>(rng: &mut R) -> Self {
         Self(random_with_prefix(rng, "", CLIENT_ID_RANDOM_LEN))
     }
 }
 
 impl ServerId {
     /// Generates the id of a response or a server receipt: `RES-` and 11 random alphanumerics.
-    pub fn generate_response<R: Rng + ?Sized>(rng: &mut R) -> Self {
+    pub fn generate_response<R: RngCore + ?Sized>(rng: &mut R) -> Self {
         Self(random_with_prefix(rng, "RES-", 11))
     }
 
     /// Generates the id of a new-data-for-listener message: `NEW-`, 5 random alphanumerics,
     /// `-` and the listen id.
-    pub fn generate_new_data<R: Rng + ?Sized>(rng: &mut R, listen_id: &ListenId) -> Self {
+    pub fn generate_new_data<R: RngCore + ?Sized>(rng: &mut R, listen_id: &ListenId) -> Self {
         Self::with_listen_id(rng, "NEW-", listen_id)
     }
 
     /// Generates the id of a stop-listening event: `STOP-`, 5 random alphanumerics, `-` and the
     /// listen id.
-    pub fn generate_stop_listening<R: Rng + ?Sized>(rng: &mut R, listen_id: &ListenId) -> Self {
+    pub fn generate_stop_listening<R: RngCore + ?Sized>(rng: &mut R, listen_id: &ListenId) -> Self {
         Self::with_listen_id(rng, "STOP-", listen_id)
     }
 
-    fn with_listen_id<R: Rng + ?Sized>(rng: &mut R, prefix: &str, listen_id: &ListenId) -> Self {
+    fn with_listen_id<R: RngCore + ?Sized>(rng: &mut R, prefix: &str, listen_id: &ListenId) -> Self {
         let mut id = random_with_prefix(rng, prefix, 5);
         id.push('-');
         id.push_str(listen_id.as_str());

@@ -65,7 +65,7 @@ pub enum MessageKind {
     Response,
     /// Server to client: a value for a stream.
     NewDataForListener,
-    /// Server to client: the server asks the client to drop a stream.
+    /// Server to client: a request to drop a stream.
     StopListening,
 }
 

@@ -33,11 +33,11 @@ pub struct ServerConfirmReceipt {
     pub server_id: ServerId,
 }
 
-/// Which response a [`Response`] is, by its extra marker.
+/// Kind of a [`Response`], given by its extra marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ResponseKind {
-    /// An ordinary response (read, create, update, delete, listen, and failures answered
-    /// without the more specific marker).
+    /// An ordinary response: read, create, update, delete and listen, and failures sent
+    /// without the more specific marker.
     Plain,
     /// The response to a configure-connection request.
     ConfigureConnection,
@@ -60,7 +60,7 @@ impl ResponseKind {
 /// Response to a request. A success when `error` is `None`, whatever `output` holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {
-    /// Id of the answered request.
+    /// Id of the request this response belongs to.
     pub client_request_id: ClientRequestId,
     /// The result. `None` when the key is absent (a route that produced no value);
     /// `Some(Value::Null)` when it is `null`, as on every failure.
@@ -69,7 +69,7 @@ pub struct Response {
     pub error: Option<ErrorBody>,
     /// Id of this message, identical on every retransmission.
     pub server_id: ServerId,
-    /// Which response this is.
+    /// Kind of response, given by its extra marker.
     pub kind: ResponseKind,
 }
 
@@ -173,7 +173,8 @@ pub struct NewDataForListener {
     pub server_id: ServerId,
 }
 
-/// The server asks the client to drop a stream. Never retransmitted, never confirmed.
+/// Stop-listening event: a request from the server to drop a stream. Never retransmitted,
+/// never confirmed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StopListening {
     /// The stream to drop.
@@ -196,7 +197,7 @@ pub enum ServerMessage {
     Response(Response),
     /// A value for a stream.
     NewDataForListener(NewDataForListener),
-    /// The server asks the client to drop a stream.
+    /// A request from the server to drop a stream.
     StopListening(StopListening),
 }
 
@@ -338,7 +339,7 @@ pub fn decode_server_frame(text: &str) -> Result<ServerMessage, DecodeError> {
     decode_server_value(value)
 }
 
-/// A frame that does not even start like JSON is reported as unexpected text, not bad JSON.
+/// Tells whether a frame does not even start like JSON, so it is reported as unexpected text.
 fn looks_like_plain_text(text: &str) -> bool {
     let first = text.trim_start().chars().next();
     !matches!(first, Some('{' | '[' | '"' | '-' | '0'..='9' | 't' | 'f' | 'n'))

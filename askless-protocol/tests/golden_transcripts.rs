@@ -1,8 +1,8 @@
 //! Every frame recorded from the real Askless server is decoded with the decoder of the side that
 //! received it, encoded again, and compared with the recording as a JSON value (key order aside).
 //!
-//! The only frames allowed to fail are the malformed client frames of the `j` and `j2` scenarios;
-//! the exact list of those failures, with the field each one names, is asserted below.
+//! The only frames allowed to fail are the malformed client frames of the `j` and `j2` scenarios.
+//! The exact list of those failures, with the field each one names, is asserted below.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,7 +53,7 @@ fn recorded_frames() -> Vec<Frame> {
     frames
 }
 
-/// A short name for the error and the field it names, for the expected-failures table.
+/// Names the error and the field it names, for the expected-failures table.
 fn describe(error: &DecodeError) -> String {
     let variant = match error {
         DecodeError::InvalidJson { .. } => "InvalidJson",
