@@ -1,0 +1,480 @@
+//! The call state and the rules of each call route.
+
+use std::collections::BTreeMap;
+
+use askless_protocol::{AsklessErrorCode, ErrorBody, UserId, routes};
+use serde_json::{Map, Value, json};
+
+use super::{CALL_NOT_AVAILABLE_DESCRIPTION, CallEffect};
+
+/// The call-signalling state of one mock server, with the rules of the internal call routes.
+///
+/// See the [module documentation](crate::calls) for the state it keeps and the contract of its
+/// methods. A new value contains no call.
+#[derive(Debug, Default, Clone)]
+pub struct CallSignalling {
+    /// `signal[from→to]`, keyed by the JavaScript property keys of both ids.
+    signal: BTreeMap<(String, String), Map<String, Value>>,
+    /// `ice[from→to]`, keyed like `signal`.
+    ice: BTreeMap<(String, String), Value>,
+    /// `pending[callee]`: callers whose request is unanswered, oldest first.
+    pending: BTreeMap<String, Vec<UserId>>,
+    /// Users whose peer's listen-for-a-call stream stopped; one entry per occurrence.
+    alone: Vec<UserId>,
+}
+
+/// Orders effects the way the reference server emits them: stop-listening events first.
+#[derive(Debug, Default)]
+struct Effects {
+    stops: Vec<CallEffect>,
+    rest: Vec<CallEffect>,
+}
+
+impl Effects {
+    fn push(&mut self, effect: CallEffect) {
+        match effect {
+            CallEffect::StopListeningAll { .. } => self.stops.push(effect),
+            _ => self.rest.push(effect),
+        }
+    }
+
+    fn into_vec(self) -> Vec<CallEffect> {
+        let mut all = self.stops;
+        all.extend(self.rest);
+        all
+    }
+}
+
+impl CallSignalling {
+    /// Creates an empty call state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs the handler of the CREATE call route `route` for the authenticated `user`.
+    ///
+    /// Returns `None` when `route` is not a CREATE call route. The effects always contain
+    /// exactly one of [`CallEffect::Respond`], [`CallEffect::Fail`] or
+    /// [`CallEffect::NoResponse`].
+    pub fn handle_create(&mut self, route: &str, user: &UserId, body: &Value) -> Option<Vec<CallEffect>> {
+        let effects = match route {
+            routes::CALL_REQUEST => self.request(user, body),
+            routes::CALL_RESPONSE => self.respond(user, body),
+            routes::ICE_CANDIDATE_LIST => self.publish_ice_candidates(user, body),
+            routes::CALL_CLOSE => self.close(user, body),
+            _ => return None,
+        };
+        Some(effects)
+    }
+
+    /// Computes the value of the READ call route `route` for `user` (the listening or reading
+    /// user, `None` when not authenticated) and the request `params`.
+    ///
+    /// Returns `None` when `route` is not a READ call route, and also when the reference
+    /// server's handler throws: a listen-for-a-call or ICE-candidate-list read whose `params`
+    /// is not a JSON object. The engine then sends nothing for that value.
+    pub fn read(&self, route: &str, user: Option<&UserId>, params: &Value) -> Option<Value> {
+        match route {
+            routes::CALL_RECEIVE => Some(self.receive_value(user)),
+            routes::LISTEN_FOR_A_CALL => {
+                let params = params.as_object()?;
+                Some(self.listen_for_a_call_value(user, params.get("remoteUserId")))
+            }
+            routes::ICE_CANDIDATE_LIST => {
+                let params = params.as_object()?;
+                Some(self.ice_candidate_list_value(user, params.get("remoteUserId")))
+            }
+            _ => None,
+        }
+    }
+
+    /// Runs the "client starts listening" hook: `user` started listening to `route` with
+    /// `params`, after its first value was sent.
+    ///
+    /// On the listen-for-a-call route this means `user` appears to the peer named in `params`:
+    /// the peer leaves `alone` once and all its listen-for-a-call listeners are pushed
+    /// `{"remoteUserIsConnected": true}`. Other routes have no hook.
+    pub fn on_listen_started(
+        &mut self,
+        route: &str,
+        user: Option<&UserId>,
+        params: &Value,
+    ) -> Vec<CallEffect> {
+        if route != routes::LISTEN_FOR_A_CALL || user.is_none() {
+            return Vec::new();
+        }
+        let Some(remote) = remote_user_id_of(params) else {
+            return Vec::new();
+        };
+        remove_one_strict(&mut self.alone, &remote);
+        vec![CallEffect::Notify {
+            route: routes::LISTEN_FOR_A_CALL,
+            to_user: remote,
+            where_remote_user_id: None,
+            value: Some(json!({"remoteUserIsConnected": true})),
+        }]
+    }
+
+    /// Runs the "client stops listening" hook: a listener of `user` on `route` with `params` is
+    /// being removed (ping omission, disconnection, replacement, or a refused listen).
+    ///
+    /// On the listen-for-a-call route with peer R:
+    /// 1. if `user` is in `alone`, the call state of `user` and R is cleaned up. Otherwise R is
+    ///    added to `alone` and all of R's listen-for-a-call listeners are pushed
+    ///    `{"remoteUserIsConnected": false}`.
+    /// 2. if a call request is pending between the two users in either direction, the state is
+    ///    cleaned up for (user, R) and then (R, user), and after each clean-up the second user's
+    ///    listeners about the first one are pushed `{"callClosed": true, "callAccepted": false}`.
+    pub fn on_listener_removed(
+        &mut self,
+        route: &str,
+        user: Option<&UserId>,
+        params: &Value,
+    ) -> Vec<CallEffect> {
+        if route != routes::LISTEN_FOR_A_CALL {
+            return Vec::new();
+        }
+        let (Some(user), Some(remote)) = (user, remote_user_id_of(params)) else {
+            return Vec::new();
+        };
+        let mut effects = Effects::default();
+
+        if contains_strict(&self.alone, user) {
+            self.clean_up(user, &remote, &mut effects);
+        } else {
+            self.alone.push(remote.clone());
+            effects.push(CallEffect::Notify {
+                route: routes::LISTEN_FOR_A_CALL,
+                to_user: remote.clone(),
+                where_remote_user_id: None,
+                value: Some(json!({"remoteUserIsConnected": false})),
+            });
+        }
+
+        if self.is_pending_between(user, &remote) {
+            for (from, to) in [(user, &remote), (&remote, user)] {
+                self.clean_up(from, to, &mut effects);
+                effects.push(CallEffect::Notify {
+                    route: routes::LISTEN_FOR_A_CALL,
+                    to_user: to.clone(),
+                    where_remote_user_id: Some(from.clone()),
+                    value: Some(json!({"callClosed": true, "callAccepted": false})),
+                });
+            }
+        }
+        effects.into_vec()
+    }
+
+    /// Runs the "on received" hook: `user` confirmed a pushed `value` of its listener on
+    /// `route` with `params`.
+    ///
+    /// A listen-for-a-call value whose `callAccepted` is `false` (a rejection or a cancellation)
+    /// cleans up the call of `user` and the peer. An ICE-candidate-list value deletes the
+    /// candidates the peer posted for `user`.
+    pub fn on_value_acknowledged(
+        &mut self,
+        route: &str,
+        user: Option<&UserId>,
+        params: &Value,
+        value: &Value,
+    ) -> Vec<CallEffect> {
+        let (Some(user), Some(remote)) = (user, remote_user_id_of(params)) else {
+            return Vec::new();
+        };
+        let mut effects = Effects::default();
+        match route {
+            routes::LISTEN_FOR_A_CALL if value.get("callAccepted") == Some(&Value::Bool(false)) => {
+                self.clean_up(user, &remote, &mut effects);
+            }
+            routes::ICE_CANDIDATE_LIST => {
+                self.ice.remove(&(js_key(&remote), js_key(user)));
+            }
+            _ => {}
+        }
+        effects.into_vec()
+    }
+
+    /// Returns the callers waiting for a response from `callee`, oldest first, or `None` when
+    /// `callee` never received a call request.
+    pub fn pending_callers(&self, callee: &UserId) -> Option<&[UserId]> {
+        self.pending.get(&js_key(callee)).map(Vec::as_slice)
+    }
+
+    /// Returns the users currently in `alone`, one entry per occurrence.
+    pub fn alone(&self) -> &[UserId] {
+        &self.alone
+    }
+
+    /// Returns the signalling object `from` posted for `to`, if any.
+    pub fn signal(&self, from: &UserId, to: &UserId) -> Option<&Map<String, Value>> {
+        self.signal.get(&(js_key(from), js_key(to)))
+    }
+
+    /// Returns the ICE candidate list `from` posted for `to`, if any.
+    pub fn ice_candidates(&self, from: &UserId, to: &UserId) -> Option<&Value> {
+        self.ice.get(&(js_key(from), js_key(to)))
+    }
+
+    /// `call/request` by `caller`: queue the call for the callee and store the offer.
+    fn request(&mut self, caller: &UserId, body: &Value) -> Vec<CallEffect> {
+        let Some(callee) = remote_user_id_of(body) else {
+            return no_response("body.remoteUserId is missing or is neither a number nor a string");
+        };
+        self.pending
+            .entry(js_key(&callee))
+            .or_default()
+            .push(caller.clone());
+
+        let mut signal = Map::new();
+        copy_field(body, "sdp", &mut signal);
+        copy_field(body, "additionalData", &mut signal);
+        self.signal.insert((js_key(caller), js_key(&callee)), signal);
+
+        vec![
+            CallEffect::Respond {
+                output: json!({"info": "You requested a call"}),
+            },
+            CallEffect::Notify {
+                route: routes::CALL_RECEIVE,
+                to_user: callee,
+                where_remote_user_id: None,
+                value: None,
+            },
+        ]
+    }
+
+    /// `call/response` by `callee`: accept or reject the call of `body.remoteUserId`.
+    fn respond(&mut self, callee: &UserId, body: &Value) -> Vec<CallEffect> {
+        let Some(caller) = remote_user_id_of(body) else {
+            return no_response("body.remoteUserId is missing or is neither a number nor a string");
+        };
+        if caller.loosely_equals(callee) {
+            return no_response("body.remoteUserId is the responding user's own id");
+        }
+        let accepted = is_truthy(body.get("callAccepted"));
+
+        let mut signal = Map::new();
+        if accepted {
+            if !self.pending.contains_key(&js_key(callee)) {
+                return vec![CallEffect::Fail {
+                    error: ErrorBody::new(
+                        AsklessErrorCode::CallNotAvailableAnymore,
+                        CALL_NOT_AVAILABLE_DESCRIPTION,
+                    ),
+                }];
+            }
+            signal.insert("callAccepted".into(), Value::Bool(true));
+            copy_field(body, "sdp", &mut signal);
+            copy_field(body, "additionalData", &mut signal);
+        } else {
+            signal.insert("callClosed".into(), Value::Bool(true));
+            signal.insert("callAccepted".into(), Value::Bool(false));
+            let additional_data = match body.get("additionalData") {
+                Some(value) if is_truthy(Some(value)) => value.clone(),
+                _ => Value::Object(Map::new()),
+            };
+            signal.insert("additionalData".into(), additional_data);
+        }
+        self.signal.insert((js_key(callee), js_key(&caller)), signal);
+        if let Some(callers) = self.pending.get_mut(&js_key(callee)) {
+            callers.retain(|waiting| !strictly_equals(waiting, &caller));
+        }
+
+        let verb = if accepted { "accepted" } else { "rejected" };
+        vec![
+            CallEffect::Respond {
+                output: json!({"info": format!("You (user {callee}) {verb} the call of user {caller}")}),
+            },
+            CallEffect::Notify {
+                route: routes::LISTEN_FOR_A_CALL,
+                to_user: caller,
+                where_remote_user_id: None,
+                value: None,
+            },
+        ]
+    }
+
+    /// `ice-candidate-list` create by `sender`: replace the list for the peer and tell it.
+    fn publish_ice_candidates(&mut self, sender: &UserId, body: &Value) -> Vec<CallEffect> {
+        let Some(receiver) = remote_user_id_of(body) else {
+            return no_response("body.remoteUserId is missing or is neither a number nor a string");
+        };
+        let key = (js_key(sender), js_key(&receiver));
+        match body.get("iceCandidateList") {
+            Some(list) => {
+                self.ice.insert(key, list.clone());
+            }
+            None => {
+                self.ice.remove(&key);
+            }
+        }
+        vec![
+            CallEffect::Respond { output: json!({}) },
+            CallEffect::Notify {
+                route: routes::ICE_CANDIDATE_LIST,
+                to_user: receiver,
+                where_remote_user_id: None,
+                value: None,
+            },
+        ]
+    }
+
+    /// `call/close` by `user`: clean up and tell the peer's channel about `user`.
+    fn close(&mut self, user: &UserId, body: &Value) -> Vec<CallEffect> {
+        let Some(remote) = remote_user_id_of(body) else {
+            return no_response("body.remoteUserId is missing or is neither a number nor a string");
+        };
+        let mut effects = Effects::default();
+        self.clean_up(user, &remote, &mut effects);
+        effects.push(CallEffect::Respond { output: json!({}) });
+        effects.push(CallEffect::Notify {
+            route: routes::LISTEN_FOR_A_CALL,
+            to_user: remote,
+            where_remote_user_id: Some(user.clone()),
+            value: Some(json!({"callClosed": true})),
+        });
+        effects.into_vec()
+    }
+
+    /// Clean-up of the call between `x` and `y`: stop-listening events for every
+    /// listen-for-a-call listener of both users' first records, then the state of the pair is
+    /// forgotten.
+    fn clean_up(&mut self, x: &UserId, y: &UserId, effects: &mut Effects) {
+        for user in [x, y] {
+            effects.push(CallEffect::StopListeningAll {
+                user: user.clone(),
+                route: routes::LISTEN_FOR_A_CALL,
+            });
+        }
+        let (x_key, y_key) = (js_key(x), js_key(y));
+        for pair in [(x_key.clone(), y_key.clone()), (y_key.clone(), x_key.clone())] {
+            self.signal.remove(&pair);
+            self.ice.remove(&pair);
+        }
+        if let Some(callers) = self.pending.get_mut(&y_key) {
+            callers.retain(|waiting| !strictly_equals(waiting, x));
+        }
+        if let Some(callers) = self.pending.get_mut(&x_key) {
+            callers.retain(|waiting| !strictly_equals(waiting, y));
+        }
+        remove_one_strict(&mut self.alone, x);
+        remove_one_strict(&mut self.alone, y);
+    }
+
+    fn is_pending_between(&self, a: &UserId, b: &UserId) -> bool {
+        let waits_for = |callee: &UserId, caller: &UserId| {
+            self.pending
+                .get(&js_key(callee))
+                .is_some_and(|callers| contains_strict(callers, caller))
+        };
+        waits_for(b, a) || waits_for(a, b)
+    }
+
+    fn receive_value(&self, user: Option<&UserId>) -> Value {
+        let first_caller = user
+            .and_then(|user| self.pending.get(&js_key(user)))
+            .and_then(|callers| callers.first());
+        let (Some(user), Some(caller)) = (user, first_caller) else {
+            return json!({"hasCallRequest": false});
+        };
+        let mut value = Map::new();
+        value.insert("hasCallRequest".into(), Value::Bool(true));
+        value.insert("remoteUserId".into(), caller.to_value());
+        if let Some(signal) = self.signal(caller, user) {
+            for (key, field) in signal {
+                value.insert(key.clone(), field.clone());
+            }
+        }
+        Value::Object(value)
+    }
+
+    fn listen_for_a_call_value(&self, user: Option<&UserId>, remote: Option<&Value>) -> Value {
+        let remote = remote.and_then(UserId::from_value);
+        let mut value = Map::new();
+        if let (Some(user), Some(remote)) = (user, remote.as_ref()) {
+            if let Some(signal) = self.signal(remote, user) {
+                value.extend(signal.clone());
+            }
+        }
+        if let Some(remote) = remote {
+            value.insert("remoteUserId".into(), remote.to_value());
+        }
+        Value::Object(value)
+    }
+
+    fn ice_candidate_list_value(&self, user: Option<&UserId>, remote: Option<&Value>) -> Value {
+        let remote = remote.and_then(UserId::from_value);
+        let mut value = Map::new();
+        if let Some(remote) = remote.as_ref() {
+            value.insert("remoteUserId".into(), remote.to_value());
+        }
+        let list = match (user, remote.as_ref()) {
+            (Some(user), Some(remote)) => self.ice_candidates(remote, user).cloned(),
+            _ => None,
+        };
+        value.insert(
+            "iceCandidateList".into(),
+            list.filter(|list| is_truthy(Some(list)))
+                .unwrap_or_else(|| json!([])),
+        );
+        Value::Object(value)
+    }
+}
+
+fn no_response(reason: &'static str) -> Vec<CallEffect> {
+    vec![CallEffect::NoResponse { reason }]
+}
+
+fn copy_field(from: &Value, key: &str, into: &mut Map<String, Value>) {
+    if let Some(value) = from.get(key) {
+        into.insert(key.to_owned(), value.clone());
+    }
+}
+
+/// Reads `remoteUserId` from a body or params object.
+fn remote_user_id_of(object: &Value) -> Option<UserId> {
+    object.get("remoteUserId").and_then(UserId::from_value)
+}
+
+/// Converts `id` to the property key JavaScript uses for it: `2` and `"2"` both become `"2"`.
+fn js_key(id: &UserId) -> String {
+    match id {
+        UserId::Number(number) => match number.as_f64() {
+            Some(float) if float.fract() == 0.0 && float.abs() < 1e15 => format!("{}", float as i64),
+            _ => number.to_string(),
+        },
+        UserId::String(text) => text.clone(),
+    }
+}
+
+/// Compares two user ids like JavaScript's `===`: the same type and the same value.
+fn strictly_equals(a: &UserId, b: &UserId) -> bool {
+    match (a, b) {
+        (UserId::Number(a), UserId::Number(b)) => a.as_f64() == b.as_f64(),
+        (UserId::String(a), UserId::String(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn contains_strict(list: &[UserId], id: &UserId) -> bool {
+    list.iter().any(|entry| strictly_equals(entry, id))
+}
+
+fn remove_one_strict(list: &mut Vec<UserId>, id: &UserId) {
+    if let Some(index) = list.iter().position(|entry| strictly_equals(entry, id)) {
+        list.remove(index);
+    }
+}
+
+/// Returns the JavaScript truthiness of an optional JSON value (`undefined` is `None`).
+fn is_truthy(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(flag)) => *flag,
+        Some(Value::Number(number)) => number
+            .as_f64()
+            .is_some_and(|float| float != 0.0 && !float.is_nan()),
+        Some(Value::String(text)) => !text.is_empty(),
+        Some(Value::Array(_) | Value::Object(_)) => true,
+    }
+}
