@@ -119,8 +119,8 @@ impl fmt::Debug for ConnectionInfo {
 /// different tasks, which may then send and receive at the same time.
 ///
 /// Dropping a connection (or both of its halves) without calling
-/// [`FrameSender::close`] ends it without a close frame, so the peer sees an
-/// abnormal closure (code 1006). [`Connection::abort`] does this on purpose.
+/// [`FrameSender::close`] ends it without a close frame, so the peer reports
+/// an abnormal closure (code 1006). [`Connection::abort`] does this on purpose.
 #[derive(Debug)]
 pub struct Connection {
     sender: Box<dyn FrameSender>,
@@ -169,7 +169,7 @@ impl Connection {
     }
 
     /// Drops the connection without a close frame. For WebSocket connections this
-    /// closes the TCP connection, and the peer sees an abnormal closure (1006).
+    /// closes the TCP connection, and the peer reports an abnormal closure (1006).
     pub fn abort(self) {
         tracing::debug!(peer_addr = ?self.info.peer_addr, "aborting connection without a close frame");
         drop(self);

@@ -54,7 +54,7 @@ pub enum TransportError {
     InvalidUrl {
         /// The URL with user-info and query removed.
         url: RedactedUrl,
-        /// What is wrong with it.
+        /// Reason the URL is invalid.
         reason: &'static str,
     },
 
@@ -63,7 +63,7 @@ pub enum TransportError {
     InvalidOption {
         /// Name of the option.
         option: &'static str,
-        /// What is wrong with it and how to fix it.
+        /// Reason the value is invalid, and how to fix it.
         reason: String,
         /// The underlying parse or validation error, if any.
         #[source]
@@ -140,7 +140,7 @@ pub enum TransportError {
         source: BoxError,
     },
 
-    /// The server answered the WebSocket upgrade request with a status other than
+    /// The server responded to the WebSocket upgrade request with a status other than
     /// 101 Switching Protocols.
     #[error(
         "server rejected the WebSocket upgrade of `{url}` with HTTP status {status}; check the URL path and the server"
@@ -197,7 +197,7 @@ pub enum TransportError {
     InvalidUtf8 {
         /// Size of the message in bytes.
         len: usize,
-        /// Where decoding failed.
+        /// The decoding error, with the byte offset where it failed.
         #[source]
         source: std::str::Utf8Error,
     },
@@ -205,14 +205,14 @@ pub enum TransportError {
     /// The peer broke the WebSocket protocol or the HTTP upgrade.
     #[error("WebSocket protocol error: {detail}; the peer is not a compatible WebSocket endpoint")]
     Protocol {
-        /// What went wrong, without any frame contents.
+        /// Description of the violation, without any frame contents.
         detail: String,
     },
 
     /// An I/O error on the socket.
     #[error("I/O error while {operation}; check the network and reconnect")]
     Io {
-        /// What the transport was doing, for example `sending a frame`.
+        /// Operation that failed, for example `sending a frame`.
         operation: String,
         /// The operating system's error.
         #[source]

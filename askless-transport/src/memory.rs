@@ -3,7 +3,7 @@
 //!
 //! It follows WebSocket close semantics: closing one end makes the other end's
 //! receiver return [`TransportError::ClosedByPeer`] with the same code and
-//! reason and answers with a close of its own, and dropping an end without
+//! reason and replies with a close of its own, and dropping an end without
 //! closing it makes the other end's receiver return
 //! [`TransportError::ClosedAbnormally`].
 
@@ -24,7 +24,7 @@ use crate::error::TransportError;
 /// socket buffer that fills when the peer stops reading.
 const CHANNEL_CAPACITY: usize = 64;
 
-/// What travels through the in-memory channel.
+/// A frame sent through the in-memory channel.
 #[derive(Debug)]
 enum Frame {
     Text(String),
@@ -196,7 +196,7 @@ impl FrameSender for MemorySender {
 #[derive(Debug)]
 struct MemoryReceiver {
     rx: mpsc::Receiver<Frame>,
-    /// This end's outgoing channel, used once to answer a close frame.
+    /// This end's outgoing channel, used once to reply to a close frame.
     reply: Option<mpsc::Sender<Frame>>,
     state: Arc<EndState>,
     end: Option<TransportError>,
@@ -212,7 +212,7 @@ impl FrameReceiver for MemoryReceiver {
         match self.rx.recv().await {
             Some(Frame::Text(text)) => Ok(text),
             Some(Frame::Close { code, reason }) => {
-                self.answer_close(code, &reason);
+                self.reply_to_close(code, &reason);
                 Err(self.finish(TransportError::ClosedByPeer { code, reason }))
             }
             None => Err(self.finish(TransportError::ClosedAbnormally { source: None })),
@@ -221,9 +221,9 @@ impl FrameReceiver for MemoryReceiver {
 }
 
 impl MemoryReceiver {
-    /// Answers the peer's close with the same code and reason, unless this end
+    /// Replies to the peer's close with the same code and reason, unless this end
     /// already sent its own close.
-    fn answer_close(&mut self, code: u16, reason: &str) {
+    fn reply_to_close(&mut self, code: u16, reason: &str) {
         let reply = self.reply.take();
         let already_closing = self.state.closing.swap(true, Ordering::AcqRel);
         if let (Some(reply), false) = (reply, already_closing) {

@@ -26,7 +26,7 @@ pub const DEFAULT_LISTENER_MAX_MESSAGE_SIZE: usize = 100 * MIB;
 /// Default [`ListenerOptions::handshake_timeout`]: 10 seconds.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the rustls client gets the root certificates it trusts.
+/// Source of the root certificates that the rustls client trusts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum TlsRoots {
@@ -42,7 +42,7 @@ pub enum TlsRoots {
     None,
 }
 
-/// Which TLS library secures wss:// connections.
+/// TLS library for wss:// connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum TlsBackend {

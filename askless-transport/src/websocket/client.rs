@@ -141,7 +141,7 @@ impl Transport for WebSocketTransport {
     }
 }
 
-/// Where a URL points: host, port and whether TLS is required.
+/// Host, port and TLS requirement of a ws:// or wss:// URL.
 #[derive(Debug)]
 struct Target {
     host: Host<String>,

@@ -86,7 +86,7 @@ impl FrameSender for WebSocketSender {
     }
 }
 
-/// How a receiving half ended, so that later calls report the same end.
+/// Terminal state of a receiving half, kept so that later calls report the same end.
 #[derive(Debug, Clone)]
 enum End {
     ClosedByPeer { code: u16, reason: String },
@@ -159,8 +159,8 @@ impl FrameReceiver for WebSocketReceiver {
 }
 
 impl WebSocketReceiver {
-    /// Turns one message into a result, or `None` for control frames that the
-    /// caller never sees.
+    /// Turns one message into a result, or `None` for control frames, which are
+    /// not returned to the caller.
     fn handle(&mut self, message: Message) -> Option<Result<String, TransportError>> {
         match message {
             Message::Text(text) => {

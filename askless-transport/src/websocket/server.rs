@@ -47,8 +47,8 @@ impl fmt::Debug for WebSocketListener {
 }
 
 impl WebSocketListener {
-    /// Binds to `addr` with default [`ListenerOptions`]. Port 0 picks a free port;
-    /// read it back with [`WebSocketListener::local_addr`].
+    /// Binds to `addr` with default [`ListenerOptions`]. Port 0 picks a free
+    /// port, which [`WebSocketListener::local_addr`] returns.
     ///
     /// Must be called inside a Tokio runtime, because it spawns the accept loop.
     pub async fn bind(addr: impl ToSocketAddrs) -> Result<WebSocketListener, TransportError> {
