@@ -1,1 +1,52 @@
-//! Placeholder: this crate is filled in by its own change.
+//! Async Rust client for Askless servers.
+//!
+//! [Askless](https://github.com/RodrigoBertotti/askless) is a realtime framework: a Node.js
+//! server exposes routes that apps read, create, update, delete and stream over one WebSocket of
+//! JSON text frames, with its own receipts, retransmissions, pings and authentication. This
+//! crate speaks that protocol as the reference Flutter client 3.1.0 does, against the Askless
+//! server 2.0.3, and improves on it where the reference client is weak: a timeout is its own
+//! error kind, repeated server messages are processed once, a closed connection is replaced at
+//! once with exponential backoff and full jitter, and a configure request never outlives its
+//! connection.
+//!
+//! One [`AsklessClient`] handle, cheap to clone, talks to one task that owns the connection.
+//! Requests made while offline wait for the connection and go out in the order they were made.
+//! Requests the server has not acknowledged are re-sent, and the connection is watched for
+//! silence and replaced when it goes quiet.
+//!
+//! Everything is async and needs a Tokio runtime.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use askless_client::AsklessClient;
+//! use serde_json::json;
+//!
+//! # async fn example() -> Result<(), askless_client::Error> {
+//! let client = AsklessClient::builder("ws://127.0.0.1:3000").connect().await?;
+//! let output = client.read("product/all", json!({"nameContains": "an"})).await?;
+//! println!("{:?}", output.value());
+//! client.close().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod builder;
+mod client;
+mod error;
+mod options;
+mod policy;
+mod status;
+mod task;
+
+pub use builder::AsklessClientBuilder;
+pub use client::{AsklessClient, Output};
+pub use error::{Error, ErrorKind, Operation, Result};
+pub use options::RequestOptions;
+pub use policy::ReconnectPolicy;
+pub use status::{
+    ConnectionStatus, DisconnectionReason, StatusListenerGuard, StatusStream, StatusStreamOptions,
+};
+
+pub use askless_protocol::{AsklessErrorCode, ClientIdInternalApp, ClientVersionCodeSupported};
+pub use askless_transport::Transport;

@@ -1,0 +1,391 @@
+//! The client handle.
+
+use std::fmt;
+use std::sync::Arc;
+
+use askless_protocol::ClientIdInternalApp;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::builder::AsklessClientBuilder;
+use crate::error::{Error, Operation, Result};
+use crate::options::RequestOptions;
+use crate::status::{
+    ConnectionStatus, StatusListenerGuard, StatusReceivers, StatusStream, StatusStreamOptions,
+};
+use crate::task::{Command, RequestCommand};
+
+/// A handle to an Askless client.
+///
+/// Cloning is cheap: every clone talks to the same connection task, which owns the one
+/// WebSocket connection, the pending requests and the timers. The task ends, closing the
+/// connection and failing pending requests with [`ErrorKind::Closed`](crate::ErrorKind::Closed),
+/// when [`close`](Self::close) is called or the last handle is dropped.
+#[derive(Clone)]
+pub struct AsklessClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    commands: mpsc::Sender<Command>,
+    status: watch::Receiver<ConnectionStatus>,
+    /// Never read; new status subscribers are made from it with `resubscribe`.
+    events: broadcast::Receiver<ConnectionStatus>,
+    runtime: tokio::runtime::Handle,
+    client_id: ClientIdInternalApp,
+}
+
+impl fmt::Debug for AsklessClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AsklessClient")
+            .field("client_id", &self.inner.client_id)
+            .field("status", &*self.inner.status.borrow())
+            .finish()
+    }
+}
+
+/// The output of a successful request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    operation: Operation,
+    route: String,
+    value: Option<Value>,
+}
+
+impl Output {
+    /// Returns the output, or `None` when the server sent no `output` (a route that produced
+    /// no value). A JSON `null` output is `Some(Value::Null)`.
+    pub fn value(&self) -> Option<&Value> {
+        self.value.as_ref()
+    }
+
+    /// Returns the output, consuming `self`.
+    pub fn into_value(self) -> Option<Value> {
+        self.value
+    }
+
+    /// Returns the route of the request.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// Deserializes the output into `T`. An absent output deserializes like JSON `null`, so
+    /// `Option<T>` and `()` accept it.
+    ///
+    /// Fails with [`ErrorKind::Decode`](crate::ErrorKind::Decode) naming the route and the type.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        let value = self.value.clone().unwrap_or(Value::Null);
+        serde_json::from_value(value)
+            .map_err(|error| Error::decode(self.operation, &self.route, std::any::type_name::<T>(), error))
+    }
+}
+
+impl AsklessClient {
+    /// Starts building a client for the server at `url` (ws:// or wss://).
+    pub fn builder(url: impl Into<String>) -> AsklessClientBuilder {
+        AsklessClientBuilder::new(url)
+    }
+
+    pub(crate) fn new(
+        commands: mpsc::Sender<Command>,
+        status: StatusReceivers,
+        runtime: tokio::runtime::Handle,
+        client_id: ClientIdInternalApp,
+    ) -> Self {
+        AsklessClient {
+            inner: Arc::new(Inner {
+                commands,
+                status: status.current,
+                events: status.events,
+                runtime,
+                client_id,
+            }),
+        }
+    }
+
+    /// Returns the `clientIdInternalApp` this client uses on every connection.
+    pub fn client_id(&self) -> &ClientIdInternalApp {
+        &self.inner.client_id
+    }
+
+    /// Returns the current connection status.
+    pub fn status(&self) -> ConnectionStatus {
+        self.inner.status.borrow().clone()
+    }
+
+    /// Returns a watch receiver of the current status. It keeps only the latest value, so a
+    /// slow reader can miss intermediate states; use [`status_stream`](Self::status_stream) to
+    /// see every change.
+    pub fn status_watch(&self) -> watch::Receiver<ConnectionStatus> {
+        self.inner.status.clone()
+    }
+
+    /// Returns a stream of every status change, each with its disconnection reason. With
+    /// [`StatusStreamOptions::emit_current_first`] it starts with the current status.
+    pub fn status_stream(&self, options: StatusStreamOptions) -> StatusStream {
+        // Subscribe before reading the current value, so no change falls between the two.
+        let events = self.inner.events.resubscribe();
+        let current = options.emit_current_first.then(|| self.status());
+        StatusStream::new(events, current)
+    }
+
+    /// Calls `listener` with every status change, on a task of the client's runtime, until the
+    /// returned guard is dropped. Changes are delivered in order; a listener that falls more
+    /// than 256 changes behind skips the oldest ones.
+    pub fn on_status_change<F>(&self, mut listener: F) -> StatusListenerGuard
+    where
+        F: FnMut(&ConnectionStatus) + Send + 'static,
+    {
+        let mut events = self.inner.events.resubscribe();
+        let task = self.inner.runtime.spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(status) => listener(&status),
+                    Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                        tracing::debug!(skipped, "status listener fell behind and skipped changes");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        StatusListenerGuard::new(task.abort_handle())
+    }
+
+    /// Reads `route` with `params` (a JSON object, or `()`/`null` for none).
+    ///
+    /// See [`read_with`](Self::read_with) for the timing and the errors.
+    pub async fn read(&self, route: &str, params: impl Serialize) -> Result<Output> {
+        self.read_with(route, params, RequestOptions::default()).await
+    }
+
+    /// Reads `route` with `params` and `options`.
+    ///
+    /// When not connected, the request waits for the connection for at most the request
+    /// timeout; it then times out after the request timeout without a response
+    /// ([`ErrorKind::Timeout`](crate::ErrorKind::Timeout)). It fails with
+    /// [`ErrorKind::NoConnection`](crate::ErrorKind::NoConnection) when the wait for a
+    /// connection ran out with no socket open, and with
+    /// [`ErrorKind::Server`](crate::ErrorKind::Server) when the server answered an error.
+    ///
+    /// Cancel safe: dropping the future stops waiting, but a request already sent may still
+    /// run on the server.
+    pub async fn read_with(
+        &self,
+        route: &str,
+        params: impl Serialize,
+        options: RequestOptions,
+    ) -> Result<Output> {
+        self.request(Operation::Read, route, params, None, options).await
+    }
+
+    /// Creates `body` on `route`; `params` is a JSON object or `()`/`null`. The body must not
+    /// be null. See [`read_with`](Self::read_with) for the timing, errors and cancel safety.
+    pub async fn create(&self, route: &str, body: impl Serialize, params: impl Serialize) -> Result<Output> {
+        self.create_with(route, body, params, RequestOptions::default())
+            .await
+    }
+
+    /// Like [`create`](Self::create), with options.
+    pub async fn create_with(
+        &self,
+        route: &str,
+        body: impl Serialize,
+        params: impl Serialize,
+        options: RequestOptions,
+    ) -> Result<Output> {
+        let body = to_body(Operation::Create, body)?;
+        self.request(Operation::Create, route, params, Some(body), options)
+            .await
+    }
+
+    /// Updates `route` with `body`; `params` is a JSON object or `()`/`null`. The body must not
+    /// be null. See [`read_with`](Self::read_with) for the timing, errors and cancel safety.
+    pub async fn update(&self, route: &str, body: impl Serialize, params: impl Serialize) -> Result<Output> {
+        self.update_with(route, body, params, RequestOptions::default())
+            .await
+    }
+
+    /// Like [`update`](Self::update), with options.
+    pub async fn update_with(
+        &self,
+        route: &str,
+        body: impl Serialize,
+        params: impl Serialize,
+        options: RequestOptions,
+    ) -> Result<Output> {
+        let body = to_body(Operation::Update, body)?;
+        self.request(Operation::Update, route, params, Some(body), options)
+            .await
+    }
+
+    /// Deletes on `route` what `params` identifies; the body sent is `{}`, as the reference
+    /// client sends. See [`read_with`](Self::read_with) for the timing, errors and cancel
+    /// safety.
+    pub async fn delete(&self, route: &str, params: impl Serialize) -> Result<Output> {
+        self.delete_with(route, params, RequestOptions::default()).await
+    }
+
+    /// Like [`delete`](Self::delete), with options.
+    pub async fn delete_with(
+        &self,
+        route: &str,
+        params: impl Serialize,
+        options: RequestOptions,
+    ) -> Result<Output> {
+        let body = Value::Object(serde_json::Map::new());
+        self.request(Operation::Delete, route, params, Some(body), options)
+            .await
+    }
+
+    async fn request(
+        &self,
+        operation: Operation,
+        route: &str,
+        params: impl Serialize,
+        body: Option<Value>,
+        options: RequestOptions,
+    ) -> Result<Output> {
+        if route.is_empty() {
+            return Err(Error::invalid_option(
+                "route",
+                format!("the route of a {operation} must not be empty"),
+            ));
+        }
+        let params = to_params(operation, route, params)?;
+        let (reply, response) = oneshot::channel();
+        let command = RequestCommand {
+            operation,
+            route: route.to_owned(),
+            params,
+            body,
+            options,
+            reply,
+        };
+        self.inner
+            .commands
+            .send(Command::Request(command))
+            .await
+            .map_err(|_| Error::closed(Some(operation), route))?;
+        let value = response
+            .await
+            .map_err(|_| Error::closed(Some(operation), route))??;
+        Ok(Output {
+            operation,
+            route: route.to_owned(),
+            value,
+        })
+    }
+
+    /// Drops the current connection, if any, and connects again at once with a fresh retry
+    /// count. This is the only way out of an unsupported version or exhausted reconnect
+    /// attempts.
+    ///
+    /// Fails with [`ErrorKind::Closed`](crate::ErrorKind::Closed) after [`close`](Self::close).
+    /// Cancel safe: once the command is queued, the reconnection happens even if the future is
+    /// dropped.
+    pub async fn reconnect(&self) -> Result<()> {
+        let (done, finished) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::Reconnect { done })
+            .await
+            .map_err(|_| Error::closed(None, ""))?;
+        finished.await.map_err(|_| Error::closed(None, ""))
+    }
+
+    /// Closes the client: sends a close frame, fails pending requests with
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed) and ends the connection task. Other
+    /// handles then fail every request with the same error. Closing twice does nothing.
+    ///
+    /// Cancel safe: once the command is queued, the client closes even if the future is
+    /// dropped.
+    pub async fn close(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.inner.commands.send(Command::Close { done }).await.is_ok() {
+            let _ = finished.await;
+        }
+    }
+}
+
+fn to_params(operation: Operation, route: &str, params: impl Serialize) -> Result<Value> {
+    let value = serde_json::to_value(params).map_err(|error| {
+        Error::invalid_option(
+            "params",
+            format!("the params of {operation} on `{route}` do not serialize: {error}"),
+        )
+    })?;
+    match value {
+        Value::Object(_) | Value::Null => Ok(value),
+        other => Err(Error::invalid_option(
+            "params",
+            format!(
+                "the params of {operation} on `{route}` must be a JSON object or null, got {}",
+                askless_protocol::JsonType::of(&other)
+            ),
+        )),
+    }
+}
+
+fn to_body(operation: Operation, body: impl Serialize) -> Result<Value> {
+    let value = serde_json::to_value(body).map_err(|error| {
+        Error::invalid_option(
+            "body",
+            format!("the body of a {operation} does not serialize: {error}"),
+        )
+    })?;
+    if value.is_null() {
+        return Err(Error::invalid_option(
+            "body",
+            format!("the body of a {operation} must not be null"),
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+    use serde_json::json;
+
+    #[test]
+    fn params_must_be_object_or_null() {
+        assert!(to_params(Operation::Read, "items", json!({"a": 1})).is_ok());
+        assert!(to_params(Operation::Read, "items", ()).is_ok());
+
+        let error = to_params(Operation::Read, "items", json!([1])).unwrap_err();
+
+        assert_eq!(error.kind(), ErrorKind::InvalidOption);
+        assert!(
+            error.to_string().contains("must be a JSON object or null"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn create_body_must_not_be_null() {
+        let error = to_body(Operation::Create, ()).unwrap_err();
+
+        assert_eq!(error.kind(), ErrorKind::InvalidOption);
+    }
+
+    #[test]
+    fn output_deserializes_into_type() {
+        let output = Output {
+            operation: Operation::Read,
+            route: "n".into(),
+            value: Some(json!(5)),
+        };
+        let absent = Output {
+            operation: Operation::Read,
+            route: "n".into(),
+            value: None,
+        };
+
+        assert_eq!(output.json::<u32>().unwrap(), 5);
+        assert_eq!(absent.json::<Option<u32>>().unwrap(), None);
+        assert_eq!(output.json::<String>().unwrap_err().kind(), ErrorKind::Decode);
+    }
+}

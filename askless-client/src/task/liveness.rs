@@ -1,0 +1,140 @@
+//! Periodic work while connected: pings and the retransmission of requests the server has not
+//! acknowledged. The silence watchdog is a deadline of the connection state (see
+//! `ConnState::deadline`).
+
+use std::time::Duration;
+
+use askless_protocol::{ClientMessage, ConnectionConfiguration, Ping};
+use tokio::time::Instant;
+
+use super::ConnectionTask;
+
+/// Delay after connecting before the server's retransmission period replaces the default one.
+const APPLY_SERVER_RESEND_AFTER: Duration = Duration::from_secs(1);
+
+/// A request is retransmitted only when it is older than the period minus this margin.
+const RESEND_AGE_MARGIN: Duration = Duration::from_millis(10);
+
+/// The periodic timers; all stopped while not connected.
+#[derive(Debug)]
+pub(super) struct Timers {
+    next_ping: Option<Instant>,
+    ping_interval: Duration,
+    next_resend: Option<Instant>,
+    resend_interval: Duration,
+    /// When the server's retransmission period takes effect.
+    apply_server_resend_at: Option<Instant>,
+    server_resend_interval: Duration,
+}
+
+impl Timers {
+    pub(super) fn new() -> Self {
+        let defaults = ConnectionConfiguration::client_defaults();
+        Timers {
+            next_ping: None,
+            ping_interval: defaults.ping_interval(),
+            next_resend: None,
+            resend_interval: defaults.client_resend_interval(),
+            apply_server_resend_at: None,
+            server_resend_interval: defaults.client_resend_interval(),
+        }
+    }
+
+    /// Starts the timers for a connection configured at `now` with `config`.
+    pub(super) fn start(&mut self, now: Instant, config: &ConnectionConfiguration) {
+        let defaults = ConnectionConfiguration::client_defaults();
+        self.ping_interval = nonzero(config.ping_interval());
+        self.next_ping = Some(now + self.ping_interval);
+        self.resend_interval = nonzero(defaults.client_resend_interval());
+        self.next_resend = Some(now + self.resend_interval);
+        self.server_resend_interval = nonzero(config.client_resend_interval());
+        self.apply_server_resend_at = Some(now + APPLY_SERVER_RESEND_AFTER);
+    }
+
+    pub(super) fn stop(&mut self) {
+        self.next_ping = None;
+        self.next_resend = None;
+        self.apply_server_resend_at = None;
+    }
+
+    pub(super) fn next_due(&self) -> Option<Instant> {
+        [self.next_ping, self.next_resend, self.apply_server_resend_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+/// A zero period would make a timer fire in a loop; one millisecond is the smallest used.
+fn nonzero(period: Duration) -> Duration {
+    period.max(Duration::from_millis(1))
+}
+
+impl ConnectionTask {
+    /// Runs the periodic timers that are due at `now`.
+    pub(super) async fn run_periodic(&mut self, now: Instant) {
+        if self.timers.apply_server_resend_at.is_some_and(|at| at <= now) {
+            self.timers.apply_server_resend_at = None;
+            self.timers.resend_interval = self.timers.server_resend_interval;
+            tracing::debug!(interval = ?self.timers.resend_interval, "applying the server's retransmission period");
+        }
+        if self.timers.next_ping.is_some_and(|at| at <= now) {
+            self.timers.next_ping = Some(now + self.timers.ping_interval);
+            if !self.send_ping().await {
+                return;
+            }
+        }
+        if self.timers.next_resend.is_some_and(|at| at <= now) {
+            self.timers.next_resend = Some(now + self.timers.resend_interval);
+            self.resend_unacknowledged(now).await;
+        }
+    }
+
+    async fn send_ping(&mut self) -> bool {
+        if !self.conn.is_connected() {
+            return true;
+        }
+        let ping = Ping {
+            listening_to_routes: self.live_streams(),
+        };
+        self.send_frame(ClientMessage::Ping(ping).encode()).await
+    }
+
+    /// Returns the listen requests of the streams whose listen succeeded, for the ping.
+    fn live_streams(&self) -> Vec<askless_protocol::ListenRequest> {
+        // NOTE: streams are not implemented yet, so no stream is ever live.
+        Vec::new()
+    }
+
+    /// Re-sends, unchanged, every request without a server receipt that is older than the
+    /// retransmission period.
+    async fn resend_unacknowledged(&mut self, now: Instant) {
+        let abandoned = self.pending.remove_abandoned();
+        if abandoned > 0 {
+            tracing::debug!(abandoned, "forgot requests whose callers stopped waiting");
+        }
+        if !self.conn.is_connected() {
+            return;
+        }
+        let min_age = self.timers.resend_interval.saturating_sub(RESEND_AGE_MARGIN);
+        let frames: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|request| {
+                !request.received_by_server && now.duration_since(request.created_at) >= min_age
+            })
+            .map(|request| request.frame.clone())
+            .collect();
+        if !frames.is_empty() {
+            tracing::debug!(
+                count = frames.len(),
+                "re-sending requests without a server receipt"
+            );
+        }
+        for frame in frames {
+            if !self.send_frame(frame).await {
+                return;
+            }
+        }
+    }
+}

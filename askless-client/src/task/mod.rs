@@ -1,0 +1,247 @@
+//! The connection task: the one task that owns the connection, the pending requests and every
+//! timer.
+//!
+//! Client handles talk to it through a bounded command channel. The task runs one
+//! `tokio::select!` loop over three sources: commands, the current connection (its attempt or its
+//! incoming frames) and the earliest timer. Because nothing else touches the socket or the
+//! pending table, they need no lock. The loop ends when every handle is dropped or
+//! [`Command::Close`] arrives; [`ExitReason`] says which.
+
+mod connection;
+pub(crate) mod dedup;
+mod frames;
+mod liveness;
+pub(crate) mod pending;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use askless_protocol::{ClientIdInternalApp, ConnectionConfiguration};
+use askless_transport::Transport;
+use rand::rngs::StdRng;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use url::Url;
+
+use crate::error::{Error, Operation, Result};
+use crate::options::RequestOptions;
+use crate::policy::ReconnectPolicy;
+use crate::status::{ConnectionStatus, DisconnectionReason, StatusPublisher};
+
+use self::connection::ConnState;
+pub(crate) use self::connection::redacted as redacted_url;
+use self::dedup::ServerIdMemory;
+use self::liveness::Timers;
+use self::pending::{Expiry, PendingTable};
+
+/// Capacity of the command channel; a caller whose command does not fit waits.
+pub(crate) const COMMAND_CAPACITY: usize = 1024;
+
+/// How long the client waits for the first frame after the socket opens.
+pub(crate) const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the client waits for a close frame to be sent before dropping the socket.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// WebSocket close code of a normal closure.
+const NORMAL_CLOSURE: u16 = 1000;
+
+/// A message from a client handle to the connection task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Send a read, create, update or delete request.
+    Request(RequestCommand),
+    /// Drop the current connection, if any, and connect again now.
+    Reconnect { done: oneshot::Sender<()> },
+    /// Close the connection, fail pending requests and end the task.
+    Close { done: oneshot::Sender<()> },
+}
+
+/// A read, create, update or delete request.
+#[derive(Debug)]
+pub(crate) struct RequestCommand {
+    pub(crate) operation: Operation,
+    pub(crate) route: String,
+    pub(crate) params: Value,
+    /// `None` for a read.
+    pub(crate) body: Option<Value>,
+    pub(crate) options: RequestOptions,
+    pub(crate) reply: oneshot::Sender<Result<Option<Value>>>,
+}
+
+/// Why the connection task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExitReason {
+    /// Every client handle was dropped.
+    HandlesDropped,
+    /// A handle called `close`.
+    CloseRequested,
+}
+
+/// Everything the task needs from the builder.
+#[derive(Debug)]
+pub(crate) struct TaskSettings {
+    pub(crate) url: Url,
+    pub(crate) transport: Arc<dyn Transport>,
+    pub(crate) client_id: ClientIdInternalApp,
+    /// Overrides the server's `requestTimeoutInMs`; zero means never.
+    pub(crate) request_timeout: Option<Duration>,
+    pub(crate) policy: ReconnectPolicy,
+    pub(crate) rng: StdRng,
+    /// Told the outcome of the first connection attempt.
+    pub(crate) first_outcome: Option<oneshot::Sender<Result<()>>>,
+}
+
+/// The state owned by the connection task.
+#[derive(Debug)]
+pub(crate) struct ConnectionTask {
+    settings: TaskSettings,
+    commands: mpsc::Receiver<Command>,
+    status: StatusPublisher,
+    conn: ConnState,
+    /// The configuration in force: the client defaults until a configure response arrives.
+    config: ConnectionConfiguration,
+    pending: PendingTable,
+    dedup: ServerIdMemory,
+    timers: Timers,
+    /// Retries made since the last successful configure.
+    retries: u32,
+    /// Set when the client stopped reconnecting (unsupported version, attempts exhausted):
+    /// new requests fail at once with this error until `reconnect` is called.
+    halted: Option<Error>,
+}
+
+impl ConnectionTask {
+    pub(crate) fn new(
+        settings: TaskSettings,
+        commands: mpsc::Receiver<Command>,
+        status: StatusPublisher,
+    ) -> Self {
+        ConnectionTask {
+            settings,
+            commands,
+            status,
+            conn: ConnState::Idle { retry_at: None },
+            config: ConnectionConfiguration::client_defaults(),
+            pending: PendingTable::default(),
+            dedup: ServerIdMemory::default(),
+            timers: Timers::new(),
+            retries: 0,
+            halted: None,
+        }
+    }
+
+    /// Runs the task until every handle is dropped or a close is requested.
+    pub(crate) async fn run(mut self) -> ExitReason {
+        self.start_attempt();
+        let exit = loop {
+            let wake_at = self.next_wake();
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    None => break ExitReason::HandlesDropped,
+                    Some(Command::Close { done }) => {
+                        self.shut_down().await;
+                        let _ = done.send(());
+                        break ExitReason::CloseRequested;
+                    }
+                    Some(command) => self.handle_command(command).await,
+                },
+                event = connection::next_event(&mut self.conn) => self.handle_conn_event(event).await,
+                () = tokio::time::sleep_until(wake_at) => self.on_timers().await,
+            }
+        };
+        if exit == ExitReason::HandlesDropped {
+            self.shut_down().await;
+        }
+        tracing::info!(reason = ?exit, client_id = %self.settings.client_id, "askless connection task ended");
+        exit
+    }
+
+    async fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Request(request) => self.handle_request(request).await,
+            Command::Reconnect { done } => {
+                tracing::info!("reconnection requested by the application");
+                self.retries = 0;
+                self.halted = None;
+                self.drop_link(DisconnectionReason::ReconnectRequested, true)
+                    .await;
+                self.start_attempt();
+                let _ = done.send(());
+            }
+            Command::Close { .. } => {}
+        }
+    }
+
+    /// Returns the request timeout for `options`: `None` means never.
+    fn request_timeout(&self, options: &RequestOptions) -> Option<Duration> {
+        if options.never_timeout {
+            return None;
+        }
+        match self.settings.request_timeout {
+            Some(timeout) if timeout.is_zero() => None,
+            Some(timeout) => Some(timeout),
+            None => self.config.request_timeout(),
+        }
+    }
+
+    /// Returns the earliest instant at which a timer needs attention.
+    fn next_wake(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(24 * 60 * 60);
+        [
+            self.pending.next_deadline(),
+            self.conn.deadline(&self.config),
+            self.timers.next_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(far)
+    }
+
+    async fn on_timers(&mut self) {
+        let now = Instant::now();
+        self.expire_requests(now);
+        self.check_connection_deadline(now).await;
+        self.run_periodic(now).await;
+    }
+
+    fn expire_requests(&mut self, now: Instant) {
+        let has_socket = self.conn.has_socket();
+        for (request, expiry) in self.pending.take_expired(now, has_socket) {
+            let error = match expiry {
+                Expiry::Timeout => {
+                    let after = request.timeout.unwrap_or_default();
+                    tracing::debug!(id = %request.id, route = %request.route, ?after, "request timed out");
+                    Error::timed_out(request.operation, &request.route, after)
+                }
+                Expiry::NoConnection => {
+                    tracing::debug!(id = %request.id, route = %request.route, "request found no connection");
+                    Error::no_connection(
+                        request.operation,
+                        &request.route,
+                        "no connection became available within the request timeout",
+                    )
+                }
+            };
+            request.complete(Err(error));
+        }
+    }
+
+    /// Closes the connection, fails every pending request and publishes the final status.
+    async fn shut_down(&mut self) {
+        self.drop_link_quietly(true).await;
+        self.conn = ConnState::Idle { retry_at: None };
+        for request in self.pending.drain() {
+            let error = Error::closed(Some(request.operation), &request.route);
+            request.complete(Err(error));
+        }
+        if let Some(first) = self.settings.first_outcome.take() {
+            let _ = first.send(Err(Error::closed(None, "")));
+        }
+        self.status.set(ConnectionStatus::Disconnected {
+            reason: DisconnectionReason::ClientClosed,
+        });
+    }
+}

@@ -1,0 +1,347 @@
+//! The table of requests waiting for their response.
+//!
+//! Owned by the connection task, so it needs no lock. Requests are kept in the order they were
+//! made, which is the order they are (re)sent in, and indexed by `clientRequestId` for
+//! responses and receipts and by deadline for timeouts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use askless_protocol::ClientRequestId;
+use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::error::{Error, Operation, Result};
+
+/// Where a request is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Made while not connected; waits for the connection until `until` (forever when `None`).
+    WaitingForConnection { until: Option<Instant> },
+    /// Registered: sent, or to be sent at the next connection; fails with a timeout at
+    /// `deadline` (never when `None`).
+    Registered { deadline: Option<Instant> },
+}
+
+impl Phase {
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Phase::WaitingForConnection { until } => until,
+            Phase::Registered { deadline } => deadline,
+        }
+    }
+}
+
+/// One request waiting for its response.
+#[derive(Debug)]
+pub(crate) struct PendingRequest {
+    pub(crate) id: ClientRequestId,
+    pub(crate) operation: Operation,
+    pub(crate) route: String,
+    /// The encoded frame; every (re)transmission sends it unchanged.
+    pub(crate) frame: String,
+    pub(crate) created_at: Instant,
+    /// Set by the server's receipt; stops the periodic retransmission.
+    pub(crate) received_by_server: bool,
+    pub(crate) phase: Phase,
+    /// The request timeout, `None` when the request never times out.
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) reply: oneshot::Sender<Result<Option<Value>>>,
+}
+
+impl PendingRequest {
+    /// Completes the request; a caller that stopped waiting is not an error.
+    pub(crate) fn complete(self, result: Result<Option<Value>>) {
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Requests waiting for their response.
+#[derive(Debug, Default)]
+pub(crate) struct PendingTable {
+    next_seq: u64,
+    entries: BTreeMap<u64, PendingRequest>,
+    by_id: HashMap<ClientRequestId, u64>,
+    deadlines: BTreeSet<(Instant, u64)>,
+}
+
+impl PendingTable {
+    /// Adds a request after the ones already waiting.
+    pub(crate) fn insert(&mut self, request: PendingRequest) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some(deadline) = request.phase.deadline() {
+            self.deadlines.insert((deadline, seq));
+        }
+        self.by_id.insert(request.id.clone(), seq);
+        self.entries.insert(seq, request);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Marks a request as received by the server. Returns whether it was found.
+    pub(crate) fn mark_received(&mut self, id: &ClientRequestId) -> bool {
+        let Some(seq) = self.by_id.get(id) else {
+            return false;
+        };
+        match self.entries.get_mut(seq) {
+            Some(entry) => {
+                entry.received_by_server = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes and returns the request with this id.
+    pub(crate) fn remove(&mut self, id: &ClientRequestId) -> Option<PendingRequest> {
+        let seq = self.by_id.remove(id)?;
+        self.remove_seq(seq)
+    }
+
+    fn remove_seq(&mut self, seq: u64) -> Option<PendingRequest> {
+        let entry = self.entries.remove(&seq)?;
+        self.by_id.remove(&entry.id);
+        if let Some(deadline) = entry.phase.deadline() {
+            self.deadlines.remove(&(deadline, seq));
+        }
+        Some(entry)
+    }
+
+    /// Returns the earliest deadline of any request.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(deadline, _)| *deadline)
+    }
+
+    /// Registers every request still waiting for the connection: its timeout starts `now`.
+    pub(crate) fn register_waiting(&mut self, now: Instant) {
+        let waiting: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| matches!(entry.phase, Phase::WaitingForConnection { .. }))
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in waiting {
+            self.register(seq, now);
+        }
+    }
+
+    fn register(&mut self, seq: u64, now: Instant) {
+        let Some(entry) = self.entries.get_mut(&seq) else {
+            return;
+        };
+        if let Some(old) = entry.phase.deadline() {
+            self.deadlines.remove(&(old, seq));
+        }
+        let deadline = entry.timeout.map(|timeout| now + timeout);
+        entry.phase = Phase::Registered { deadline };
+        if let Some(deadline) = deadline {
+            self.deadlines.insert((deadline, seq));
+        }
+    }
+
+    /// Handles the deadlines that passed at `now`: a registered request is removed and
+    /// returned (it timed out), a request still waiting for the connection is registered when
+    /// `has_socket` and removed and returned otherwise (no connection).
+    pub(crate) fn take_expired(&mut self, now: Instant, has_socket: bool) -> Vec<(PendingRequest, Expiry)> {
+        let mut expired = Vec::new();
+        while let Some(&(deadline, seq)) = self.deadlines.first() {
+            if deadline > now {
+                break;
+            }
+            let Some(phase) = self.entries.get(&seq).map(|entry| entry.phase) else {
+                self.deadlines.pop_first();
+                continue;
+            };
+            match phase {
+                Phase::WaitingForConnection { .. } if has_socket => self.register(seq, now),
+                Phase::WaitingForConnection { .. } => {
+                    if let Some(entry) = self.remove_seq(seq) {
+                        expired.push((entry, Expiry::NoConnection));
+                    }
+                }
+                Phase::Registered { .. } => {
+                    if let Some(entry) = self.remove_seq(seq) {
+                        expired.push((entry, Expiry::Timeout));
+                    }
+                }
+            }
+        }
+        expired
+    }
+
+    /// Removes requests whose caller stopped waiting.
+    pub(crate) fn remove_abandoned(&mut self) -> usize {
+        let abandoned: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| entry.reply.is_closed())
+            .map(|(seq, _)| *seq)
+            .collect();
+        for seq in &abandoned {
+            self.remove_seq(*seq);
+        }
+        abandoned.len()
+    }
+
+    /// Iterates over the requests in the order they were made.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &PendingRequest> {
+        self.entries.values()
+    }
+
+    /// Removes every request.
+    pub(crate) fn drain(&mut self) -> Vec<PendingRequest> {
+        self.by_id.clear();
+        self.deadlines.clear();
+        std::mem::take(&mut self.entries).into_values().collect()
+    }
+
+    /// Fails every request with the error `make_error` builds for it.
+    pub(crate) fn fail_all(&mut self, make_error: impl Fn(&PendingRequest) -> Error) {
+        for entry in self.drain() {
+            let error = make_error(&entry);
+            entry.complete(Err(error));
+        }
+    }
+}
+
+/// Why a deadline ended a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// The request was registered and no response arrived in time.
+    Timeout,
+    /// The request waited for a connection that did not come.
+    NoConnection,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(
+        id: &str,
+        phase: Phase,
+        timeout: Option<Duration>,
+    ) -> (PendingRequest, oneshot::Receiver<Result<Option<Value>>>) {
+        let (reply, receiver) = oneshot::channel();
+        let request = PendingRequest {
+            id: ClientRequestId::new(id),
+            operation: Operation::Read,
+            route: "items".to_owned(),
+            frame: format!("frame {id}"),
+            created_at: Instant::now(),
+            received_by_server: false,
+            phase,
+            timeout,
+            reply,
+        };
+        (request, receiver)
+    }
+
+    #[test]
+    fn keeps_insertion_order() {
+        let mut table = PendingTable::default();
+        let mut receivers = Vec::new();
+        for id in ["REQ-_c", "REQ-_a", "REQ-_b"] {
+            let (entry, receiver) = request(id, Phase::Registered { deadline: None }, None);
+            table.insert(entry);
+            receivers.push(receiver);
+        }
+
+        let order: Vec<&str> = table.iter().map(|entry| entry.id.as_str()).collect();
+
+        assert_eq!(order, ["REQ-_c", "REQ-_a", "REQ-_b"]);
+    }
+
+    #[test]
+    fn receipt_marks_request() {
+        let mut table = PendingTable::default();
+        let (entry, _receiver) = request("REQ-_a", Phase::Registered { deadline: None }, None);
+        table.insert(entry);
+
+        assert!(table.mark_received(&ClientRequestId::new("REQ-_a")));
+        assert!(!table.mark_received(&ClientRequestId::new("REQ-_unknown")));
+        assert!(table.iter().next().unwrap().received_by_server);
+    }
+
+    #[test]
+    fn registered_request_times_out() {
+        let mut table = PendingTable::default();
+        let now = Instant::now();
+        let (entry, _receiver) = request("REQ-_a", Phase::Registered { deadline: Some(now) }, None);
+        table.insert(entry);
+
+        let expired = table.take_expired(now, true);
+
+        assert_eq!(expired.len(), 1);
+        assert_eq!(expired[0].1, Expiry::Timeout);
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn waiting_request_registers_when_socket_exists() {
+        let mut table = PendingTable::default();
+        let now = Instant::now();
+        let timeout = Duration::from_secs(7);
+        let (entry, _receiver) = request(
+            "REQ-_a",
+            Phase::WaitingForConnection { until: Some(now) },
+            Some(timeout),
+        );
+        table.insert(entry);
+
+        let expired = table.take_expired(now, true);
+
+        assert!(expired.is_empty());
+        assert_eq!(table.next_deadline(), Some(now + timeout));
+    }
+
+    #[test]
+    fn waiting_request_fails_without_socket() {
+        let mut table = PendingTable::default();
+        let now = Instant::now();
+        let (entry, _receiver) = request(
+            "REQ-_a",
+            Phase::WaitingForConnection { until: Some(now) },
+            Some(Duration::from_secs(7)),
+        );
+        table.insert(entry);
+
+        let expired = table.take_expired(now, false);
+
+        assert_eq!(expired[0].1, Expiry::NoConnection);
+    }
+
+    #[test]
+    fn removed_request_leaves_no_deadline() {
+        let mut table = PendingTable::default();
+        let now = Instant::now();
+        let (entry, _receiver) = request("REQ-_a", Phase::Registered { deadline: Some(now) }, None);
+        table.insert(entry);
+
+        assert!(table.remove(&ClientRequestId::new("REQ-_a")).is_some());
+
+        assert_eq!(table.next_deadline(), None);
+        assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn abandoned_requests_are_removed() {
+        let mut table = PendingTable::default();
+        let (entry, receiver) = request("REQ-_a", Phase::Registered { deadline: None }, None);
+        table.insert(entry);
+        drop(receiver);
+
+        assert_eq!(table.remove_abandoned(), 1);
+        assert!(table.is_empty());
+    }
+}
