@@ -45,8 +45,47 @@
 //! # Using a connection in a select loop
 //!
 //! [`FrameReceiver::recv`] is cancel safe, so it can sit in a `tokio::select!`
-//! next to a channel of outgoing messages. [`FrameSender::send`] is not, so
-//! await it to completion inside a branch rather than racing it.
+//! next to a channel of outgoing messages or a timer. [`FrameSender::send`] and
+//! [`FrameSender::close`] are not, so await them to completion inside a branch
+//! instead of racing them. [`Connection::split`] lends both halves at once:
+//!
+//! ```
+//! use askless_transport::memory;
+//! use tokio::sync::mpsc;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let (mut client, mut server) = memory::pair();
+//! let (outgoing, mut to_send) = mpsc::channel::<String>(8);
+//! outgoing.send("hello".to_owned()).await.unwrap();
+//! drop(outgoing);
+//!
+//! let echo = tokio::spawn(async move {
+//!     let text = server.recv().await?;
+//!     server.send(text).await?;
+//!     server.close(1000, "done").await
+//! });
+//!
+//! let (sender, receiver) = client.split();
+//! let mut outgoing_open = true;
+//! let end = loop {
+//!     tokio::select! {
+//!         received = receiver.recv() => match received {
+//!             Ok(text) => assert_eq!(text, "hello"),
+//!             Err(error) => break error,
+//!         },
+//!         next = to_send.recv(), if outgoing_open => match next {
+//!             Some(text) => sender.send(text).await.unwrap(),
+//!             None => outgoing_open = false,
+//!         },
+//!     }
+//! };
+//!
+//! assert_eq!(end.close_code(), Some(1000));
+//! assert!(end.is_retryable());
+//! echo.await.unwrap().unwrap();
+//! # }
+//! ```
 
 pub mod connection;
 pub mod error;

@@ -1,6 +1,7 @@
 //! The WebSocket client: DNS, TCP, TLS and the HTTP upgrade, each step mapped
 //! to its own error kind.
 
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,10 +26,18 @@ use crate::tls;
 ///
 /// Cheap to share behind an `Arc`. The rustls configuration, including root
 /// certificates, is built on the first wss:// connect and reused afterwards.
-#[derive(Debug)]
 pub struct WebSocketTransport {
     options: WebSocketOptions,
     rustls_config: OnceCell<Arc<rustls::ClientConfig>>,
+}
+
+impl fmt::Debug for WebSocketTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketTransport")
+            .field("options", &self.options)
+            .field("rustls_config_built", &self.rustls_config.initialized())
+            .finish()
+    }
 }
 
 impl Default for WebSocketTransport {

@@ -1,6 +1,6 @@
 //! The WebSocket transport on `tokio-tungstenite`: the client
-//! ([`WebSocketTransport`]) and the listener ([`WebSocketListener`]) share the
-//! frame halves defined in [`frames`].
+//! ([`WebSocketTransport`]) and the listener ([`WebSocketListener`]) share one
+//! implementation of the frame halves.
 
 mod client;
 mod frames;
