@@ -56,7 +56,10 @@ pub trait FrameSender: Send + fmt::Debug {
     /// Sends a close frame with `code` and `reason` and flushes it.
     ///
     /// The reason is truncated to 123 bytes, at a UTF-8 character boundary,
-    /// because a close frame's payload is limited to 125 bytes. Calling close
+    /// because a close frame's payload is limited to 125 bytes. Codes that RFC
+    /// 6455 reserves for local use (1005, 1006, 1015) must not be sent: a
+    /// WebSocket peer replaces them with 1002 (protocol error). To make the peer
+    /// report 1006, drop the connection with [`Connection::abort`] instead. Calling close
     /// again after a successful close has no further effect. The receiving half
     /// then returns the peer's acknowledgement as
     /// [`TransportError::ClosedByPeer`].
@@ -73,9 +76,13 @@ pub trait FrameReceiver: Send + fmt::Debug {
     /// Receives the next text message.
     ///
     /// Binary messages that are valid UTF-8 are returned as text, and invalid
-    /// ones fail with [`TransportError::InvalidUtf8`]. The connection ends with
+    /// ones fail with [`TransportError::InvalidUtf8`], after which the
+    /// connection stays usable. The connection ends with
     /// [`TransportError::ClosedByPeer`] or [`TransportError::ClosedAbnormally`],
-    /// and later calls return the same close again.
+    /// and later calls return the same close again. After any other error,
+    /// such as an incoming [`TransportError::MessageTooLarge`], the connection
+    /// is unusable, later calls return [`TransportError::AlreadyClosed`], and
+    /// the caller should drop it.
     ///
     /// # Cancel safety
     ///

@@ -128,9 +128,9 @@ impl fmt::Debug for Header {
 ///   read buffer eagerly, and its default of 128 KiB would make every idle
 ///   connection cost more than 128 KiB. With these defaults the test
 ///   `tests/idle_memory.rs` counts about 19 KiB of heap for an idle ws://
-///   client and server pair, and about 35 KiB for a wss:// pair (dhat
-///   allocator, debug build), so one client end stays well under 64 KiB.
-///   Kernel socket buffers are not counted.
+///   client and server pair and about 35 KiB for a wss:// pair (dhat
+///   allocator, debug build). One client end therefore stays well under
+///   64 KiB. Kernel socket buffers are not counted.
 ///
 /// NOTE: tungstenite 0.30 keeps the capacity its read and write buffers grew
 /// to. After a 1 MiB message in each direction, a ws:// end retains about

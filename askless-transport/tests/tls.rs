@@ -79,6 +79,10 @@ async fn wss_round_trip_with_added_root() {
     assert_eq!(within(client.recv()).await.unwrap(), "back over tls");
     assert!(client.info().tls);
     assert!(server.info().tls);
+    assert!(
+        askless_transport::rustls::crypto::CryptoProvider::get_default().is_none(),
+        "the transport must pass its provider explicitly instead of installing a process default"
+    );
 }
 
 #[tokio::test]

@@ -385,3 +385,22 @@ async fn non_websocket_url_is_invalid() {
     assert_eq!(error.kind(), ErrorKind::InvalidUrl);
     assert!(!error.is_retryable());
 }
+
+#[tokio::test]
+async fn zero_sizes_are_invalid_options() {
+    let url = Url::parse("ws://127.0.0.1:1/").unwrap();
+    let client_options = WebSocketOptions::default().with_read_buffer_size(0);
+    let listener_options = ListenerOptions::default().with_max_message_size(0);
+
+    let client_error = WebSocketTransport::new(client_options)
+        .connect(&url)
+        .await
+        .unwrap_err();
+    let listener_error = WebSocketListener::bind_with_options("127.0.0.1:0", listener_options)
+        .await
+        .unwrap_err();
+
+    assert_eq!(client_error.kind(), ErrorKind::InvalidOption);
+    assert!(client_error.to_string().contains("read_buffer_size"));
+    assert_eq!(listener_error.kind(), ErrorKind::InvalidOption);
+}

@@ -138,6 +138,7 @@ impl Transport for WebSocketTransport {
     /// connect timeout bounds DNS, TCP connect, TLS and the upgrade together.
     async fn connect(&self, url: &Url) -> Result<Connection, TransportError> {
         let target = Target::parse(url)?;
+        self.limits().validate()?;
         let timeout = self.options.connect_timeout;
         tracing::debug!(url = %RedactedUrl::new(url), ?timeout, tls = target.tls, "connecting");
         match tokio::time::timeout(timeout, self.connect_inner(&target, url)).await {

@@ -9,6 +9,8 @@ mod server;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use crate::error::TransportError;
+
 pub use client::WebSocketTransport;
 pub use server::WebSocketListener;
 
@@ -30,6 +32,26 @@ pub(crate) struct FrameLimits {
 }
 
 impl FrameLimits {
+    /// Checks that every size is at least one byte. tungstenite reads into a
+    /// buffer of `read_buffer_size` bytes, so a zero buffer could never read.
+    pub(crate) fn validate(&self) -> Result<(), TransportError> {
+        let sizes = [
+            ("max_message_size", self.max_message_size),
+            ("max_frame_size", self.max_frame_size),
+            ("read_buffer_size", self.read_buffer_size),
+        ];
+        for (option, value) in sizes {
+            if value == 0 {
+                return Err(TransportError::InvalidOption {
+                    option,
+                    reason: "the size is 0 bytes; use at least 1 byte or keep the default".to_owned(),
+                    source: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Builds the tungstenite configuration for these limits.
     pub(crate) fn tungstenite_config(&self) -> WebSocketConfig {
         // tungstenite requires the maximum write buffer to exceed the write

@@ -60,6 +60,7 @@ impl WebSocketListener {
         addr: impl ToSocketAddrs,
         options: ListenerOptions,
     ) -> Result<WebSocketListener, TransportError> {
+        options.limits().validate()?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|error| TransportError::io("binding the listener", error))?;
@@ -97,6 +98,17 @@ impl WebSocketListener {
                 io::Error::other("the accept loop stopped"),
             )
         })
+    }
+}
+
+impl ListenerOptions {
+    fn limits(&self) -> FrameLimits {
+        FrameLimits {
+            max_message_size: self.max_message_size,
+            max_frame_size: self.max_frame_size,
+            read_buffer_size: self.read_buffer_size,
+            write_buffer_size: self.write_buffer_size,
+        }
     }
 }
 
@@ -166,12 +178,7 @@ async fn upgrade(
         None => Box::new(tcp),
     };
 
-    let limits = FrameLimits {
-        max_message_size: options.max_message_size,
-        max_frame_size: options.max_frame_size,
-        read_buffer_size: options.read_buffer_size,
-        write_buffer_size: options.write_buffer_size,
-    };
+    let limits = options.limits();
     let request_path = Arc::new(Mutex::new(None));
     let path_slot = request_path.clone();
     // The error type is fixed by tungstenite's handshake callback trait.
