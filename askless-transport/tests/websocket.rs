@@ -404,3 +404,23 @@ async fn zero_sizes_are_invalid_options() {
     assert!(client_error.to_string().contains("read_buffer_size"));
     assert_eq!(listener_error.kind(), ErrorKind::InvalidOption);
 }
+
+#[tokio::test]
+async fn server_closing_during_upgrade_is_retryable_io() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = ws_url(listener.local_addr().unwrap(), "/");
+    let server = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut buffer = [0u8; 2048];
+        let _ = tcp.read(&mut buffer).await.unwrap();
+        drop(tcp);
+    });
+
+    let error = within(WebSocketTransport::default().connect(&url))
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.kind(), ErrorKind::Io, "unexpected error: {error}");
+    assert!(error.is_retryable());
+    within(server).await.unwrap();
+}

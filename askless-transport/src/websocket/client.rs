@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::OnceCell;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::client::Request;
 use url::{Host, Url};
 
@@ -272,19 +273,24 @@ fn map_connect_error(target: &str, addresses: &[SocketAddr], error: Option<io::E
     }
 }
 
-/// Maps a failed upgrade: an HTTP status other than 101 is a rejection.
+/// Maps a failed upgrade. An HTTP status other than 101 is a rejection, and a
+/// connection lost before the response is an I/O error, because a restarting
+/// server causes it and a retry may succeed.
 fn map_upgrade_error(error: WsError, url: &Url) -> TransportError {
+    let operation = || format!("running the WebSocket upgrade with `{}`", RedactedUrl::new(url));
+    let closed_early = || io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection");
     match error {
         WsError::Http(response) => TransportError::UpgradeRejected {
             url: RedactedUrl::new(url),
             status: response.status(),
         },
-        other => match map_ws_error(other, Direction::Incoming, "running the WebSocket upgrade") {
-            TransportError::AlreadyClosed => TransportError::Protocol {
-                detail: "the server closed the connection during the upgrade".to_owned(),
-            },
-            mapped => mapped,
-        },
+        WsError::Io(source) => TransportError::io(operation(), source),
+        WsError::ConnectionClosed
+        | WsError::AlreadyClosed
+        | WsError::Protocol(ProtocolError::HandshakeIncomplete) => {
+            TransportError::io(operation(), closed_early())
+        }
+        other => map_ws_error(other, Direction::Incoming, "running the WebSocket upgrade"),
     }
 }
 
