@@ -59,7 +59,7 @@ pub enum TransportError {
     },
 
     /// A configured option has a value that cannot be used.
-    #[error("invalid transport option {option}: {reason}")]
+    #[error("invalid transport option `{option}`: {reason}")]
     InvalidOption {
         /// Name of the option.
         option: &'static str,
@@ -93,7 +93,7 @@ pub enum TransportError {
     /// DNS, TCP connect, TLS and the HTTP upgrade together took longer than the
     /// connect timeout.
     #[error(
-        "connecting to `{url}` timed out after {timeout:?}; check that the server answers, \
+        "connecting to `{url}` timed out after {timeout:?}; check that the server responds, \
          or raise WebSocketOptions::connect_timeout"
     )]
     ConnectTimeout {
@@ -131,7 +131,7 @@ pub enum TransportError {
 
     /// Any other TLS failure: handshake, protocol version, expired certificate or
     /// TLS configuration.
-    #[error("TLS with `{host}` failed; check the server's TLS setup and certificate")]
+    #[error("TLS connection to `{host}` failed; check the server's TLS setup and certificate")]
     Tls {
         /// The TLS server name.
         host: String,
@@ -143,7 +143,8 @@ pub enum TransportError {
     /// The server responded to the WebSocket upgrade request with a status other than
     /// 101 Switching Protocols.
     #[error(
-        "server rejected the WebSocket upgrade of `{url}` with HTTP status {status}; check the URL path and the server"
+        "server rejected the WebSocket upgrade of `{url}` with HTTP status {status}; \
+         check the URL path, the credentials and the server"
     )]
     UpgradeRejected {
         /// The URL with user-info and query removed.
