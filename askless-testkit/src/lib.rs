@@ -1,3 +1,103 @@
-//! Placeholder: this crate is filled in by its own change.
+//! A mock Askless server for integration tests.
+//!
+//! [`MockServer::start`] binds a free port on 127.0.0.1 and serves the Askless protocol the way
+//! the Askless server 2.0.3 does: `welcome`, configure with the connection configuration, server
+//! receipts before responses, retransmission of unconfirmed messages, de-duplication of request
+//! ids, listeners with ping reconciliation and change notifications, authentication with every
+//! outcome of the reference server, the internal logout route, and the reference server's
+//! observable quirks (switchable through [`Quirks`]). Malformed frames that crash the reference
+//! server are logged and dropped instead: the mock keeps serving every connection.
+//!
+//! Like wiremock, the server records every frame ([`ServerHandle::frames`]), can wait for one
+//! ([`ServerHandle::wait_for_frame`]) so that tests need no sleeps, verifies [`Expect`]ations when
+//! it drops, and injects faults at run time ([`ServerHandle::faults`], [`MockServer::restart`]).
+//!
+//! # Example
+//!
+//! ```
+//! use askless_testkit::{MockServer, Route};
+//! use futures_util::{SinkExt as _, StreamExt as _};
+//! use serde_json::{Value, json};
+//! use tokio_tungstenite::tungstenite::Message;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let server = MockServer::start().await;
+//! server.route(Route::read("product/all").handler(|_ctx| async move {
+//!     Ok(Some(json!([{"id": 1, "name": "Apple"}])))
+//! }));
+//!
+//! let (mut ws, _) = tokio_tungstenite::connect_async(server.url()).await.unwrap();
+//! let mut next_json = async || -> Value {
+//!     let frame = ws.next().await.unwrap().unwrap();
+//!     serde_json::from_str(frame.to_text().unwrap()).unwrap_or(Value::Null)
+//! };
+//! assert_eq!(next_json().await, Value::Null); // the `welcome` text frame
+//! # drop(next_json);
+//! ws.send(Message::text(json!({
+//!     "clientRequestId": "REQ-_configure1", "requestType": "CONFIGURE_CONNECTION",
+//!     "_class_type_configureconnectionrequest": "_",
+//!     "clientIdInternalApp": "app1", "clientType": "flutter"
+//! }).to_string())).await.unwrap();
+//! ws.send(Message::text(json!({
+//!     "clientRequestId": "REQ-_read1", "requestType": "READ", "_class_type_read": "_",
+//!     "route": "product/all", "params": null
+//! }).to_string())).await.unwrap();
+//!
+//! // Receipt and response of the configure request, then of the read.
+//! let mut frames = Vec::new();
+//! while frames.len() < 4 {
+//!     let frame = ws.next().await.unwrap().unwrap();
+//!     frames.push(serde_json::from_str::<Value>(frame.to_text().unwrap()).unwrap());
+//! }
+//! assert_eq!(frames[2]["output"], "RECEIVED");
+//! assert_eq!(frames[3]["output"], json!([{"id": 1, "name": "Apple"}]));
+//! # }
+//! ```
+//!
+//! # Handlers
+//!
+//! A handler is an async closure from [`RouteContext`] to [`RouteResult`]: `Ok(Some(entity))`
+//! answers with the entity after the route's output conversion, `Ok(None)` answers without the
+//! `output` key, `Err(RouteError::new(code, description))` fails, and
+//! `Err(RouteError::NoAnswer)` never answers. A handler that panics is caught and logged; the
+//! request keeps its receipt and gets nothing more, as with the reference server.
+//!
+//! Handlers run inside the task of the connection that received the request: one that finishes
+//! without waiting answers before the next frame of that connection is read, as the reference
+//! server does with synchronous handlers.
+//!
+//! # Paused tokio time
+//!
+//! Every timer uses `tokio::time`, so tests may run with `#[tokio::test(start_paused = true)]`.
+//! With paused time the clock jumps to the next timer whenever the runtime is idle, even while a
+//! frame is on its way through a loopback socket from a task that is not ready yet. Keep these
+//! rules:
+//!
+//! - wait for frames with a timeout (never a bare `.await` on something that may not come),
+//!   because the periodic tasks keep the clock moving forever;
+//! - switch off the periodic tasks a test does not exercise (`liveness_tick` and
+//!   `record_cleanup_tick` accept `None`), so that a long virtual wait does not terminate or
+//!   delete the connection under test;
+//! - set `notify_grace` to zero (or use [`MockConfig::well_behaved`]) unless the test is about it.
 
-pub mod calls;
+mod authentication;
+mod config;
+mod engine;
+mod expect;
+mod faults;
+mod inspect;
+mod notify;
+mod route;
+mod server;
+
+pub use authentication::AuthDecision;
+pub use config::{MockConfig, Quirks};
+pub use expect::{Expect, Times};
+pub use faults::{Faults, Withhold};
+pub use inspect::{
+    Authentication, ConnectionId, Direction, Frame, ListenerSnapshot, RecordSnapshot, WaitTimeout,
+};
+pub use notify::{Notify, NotifyTarget};
+pub use route::{Access, HookContext, ListenerInfo, Route, RouteContext, RouteError, RouteKind, RouteResult};
+pub use server::{MockServer, MockServerBuilder, ServerHandle};
