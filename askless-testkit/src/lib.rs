@@ -82,6 +82,7 @@
 //! - set `notify_grace` to zero (or use [`MockConfig::well_behaved`]) unless the test is about it.
 
 mod authentication;
+pub mod calls;
 mod config;
 mod engine;
 mod expect;
@@ -89,6 +90,7 @@ mod faults;
 mod inspect;
 mod notify;
 mod route;
+pub mod route_sets;
 mod server;
 
 pub use authentication::AuthDecision;

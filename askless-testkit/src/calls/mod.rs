@@ -40,6 +40,7 @@
 //!   are processed like every other notification (after the start-up grace, on a short timer),
 //!   so they reach the wire after the response.
 
+mod server_routes;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -47,6 +48,7 @@ mod tests;
 use askless_protocol::{ErrorBody, UserId, routes};
 use serde_json::Value;
 
+pub(crate) use server_routes::call_routes;
 pub use state::CallSignalling;
 
 /// The READ routes of call signalling, in the order the reference server registers them.

@@ -373,8 +373,8 @@ async fn rebind(address: SocketAddr) -> TcpListener {
 }
 
 fn register_internal_routes(shared: &Arc<Shared>, logout_keeps_authentication: bool) {
-    // TODO: register the call-signalling routes before the logout route.
-    let internal_routes = [internal::logout_route(logout_keeps_authentication)];
+    let mut internal_routes = crate::calls::call_routes();
+    internal_routes.push(internal::logout_route(logout_keeps_authentication));
     shared
         .lock()
         .routes
