@@ -227,6 +227,8 @@ impl ServerHandle {
 #[derive(Debug, Default)]
 pub struct MockServerBuilder {
     config: MockConfig,
+    // Added for the askless-mock-server binary, which serves on a port chosen by its user.
+    address: Option<SocketAddr>,
 }
 
 impl MockServerBuilder {
@@ -248,14 +250,34 @@ impl MockServerBuilder {
         self
     }
 
-    /// Binds 127.0.0.1 on a free port and starts serving.
+    /// Binds `address` instead of a free port on 127.0.0.1. Only loopback addresses are
+    /// accepted, see [`MockServerBuilder::try_start`]. Default: `127.0.0.1:0`.
+    pub fn bind_address(mut self, address: SocketAddr) -> Self {
+        self.address = Some(address);
+        self
+    }
+
+    /// Binds 127.0.0.1 on a free port (or the [bind address](Self::bind_address)) and starts
+    /// serving.
     ///
     /// # Panics
-    /// Panics when no loopback port can be bound, which leaves a test nothing to do.
+    /// Panics when the port cannot be bound, which leaves a test nothing to do.
     pub async fn start(self) -> MockServer {
-        MockServer::start_with(self.config).await
+        let address = self.address.unwrap_or(DEFAULT_ADDRESS);
+        MockServer::try_start_with(self.config, address)
+            .await
+            .unwrap_or_else(|error| panic!("askless-testkit: binding {address} failed: {error}"))
+    }
+
+    /// Starts serving like [`MockServerBuilder::start`], but returns an error instead of
+    /// panicking when the address is not a loopback address or cannot be bound.
+    pub async fn try_start(self) -> std::io::Result<MockServer> {
+        MockServer::try_start_with(self.config, self.address.unwrap_or(DEFAULT_ADDRESS)).await
     }
 }
+
+/// The address a mock binds unless told otherwise: a free port on 127.0.0.1.
+const DEFAULT_ADDRESS: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
 
 /// A mock Askless server on a loopback port, behaving like the Askless server 2.0.3.
 ///
@@ -298,12 +320,23 @@ impl MockServer {
     }
 
     async fn start_with(config: MockConfig) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", 0))
+        Self::try_start_with(config, DEFAULT_ADDRESS)
             .await
-            .unwrap_or_else(|error| panic!("askless-testkit: binding 127.0.0.1:0 failed: {error}"));
-        let address = listener
-            .local_addr()
-            .unwrap_or_else(|error| panic!("askless-testkit: reading the bound address failed: {error}"));
+            .unwrap_or_else(|error| panic!("askless-testkit: binding 127.0.0.1:0 failed: {error}"))
+    }
+
+    async fn try_start_with(config: MockConfig, address: SocketAddr) -> std::io::Result<Self> {
+        if !address.ip().is_loopback() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is not a loopback address; the mock serves 127.0.0.0/8 or ::1 only",
+                    address.ip()
+                ),
+            ));
+        }
+        let listener = TcpListener::bind(address).await?;
+        let address = listener.local_addr()?;
         let (jobs, job_queue) = mpsc::unbounded_channel();
         let quirks = config.quirks;
         let shared = Arc::new(Shared::new(config, jobs));
@@ -311,12 +344,12 @@ impl MockServer {
         let timers = spawn_timers(&shared, job_queue);
         let accept_task = tokio::spawn(socket::accept_loop(shared.clone(), listener));
         tracing::info!(%address, "mock Askless server listening");
-        Self {
+        Ok(Self {
             handle: ServerHandle { shared },
             address,
             accept_task: Mutex::new(Some(accept_task)),
             timers,
-        }
+        })
     }
 
     /// Returns the URL clients connect to, `ws://127.0.0.1:PORT`.
