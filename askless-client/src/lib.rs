@@ -18,14 +18,27 @@
 //!
 //! # Example
 //!
-//! ```no_run
+//! A read against the mock server of `askless-testkit`, which serves the protocol on a loopback
+//! port:
+//!
+//! ```
 //! use askless_client::AsklessClient;
+//! use askless_testkit::{MockServer, Route};
 //! use serde_json::json;
 //!
-//! # async fn example() -> Result<(), askless_client::Error> {
-//! let client = AsklessClient::builder("ws://127.0.0.1:3000").connect().await?;
-//! let output = client.read("product/all", json!({"nameContains": "an"})).await?;
-//! println!("{:?}", output.value());
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), askless_client::Error> {
+//! let server = MockServer::start().await;
+//! server.route(Route::read("product/all").handler(|ctx| async move {
+//!     assert_eq!(ctx.params, json!({"nameContains": "an"}));
+//!     Ok(Some(json!([{"id": 2, "name": "Banana"}])))
+//! }));
+//!
+//! let client = AsklessClient::builder(server.url()).connect().await?;
+//! let products = client.read("product/all", json!({"nameContains": "an"})).await?;
+//! println!("{:?}", products.value());
+//! assert_eq!(products.value(), Some(&json!([{"id": 2, "name": "Banana"}])));
+//!
 //! client.close().await;
 //! # Ok(())
 //! # }
