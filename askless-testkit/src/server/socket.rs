@@ -37,6 +37,11 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
 }
 
 async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    // Without TCP_NODELAY a second small frame waits for the client's delayed ACK, which under
+    // paused tokio time lets the clock jump past the client's timeout.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "setting TCP_NODELAY failed");
+    }
     let max = shared.config.max_frame_size;
     let config = WebSocketConfig::default()
         .max_frame_size(Some(max))

@@ -17,6 +17,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a test waits for one frame before failing.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Real time during which a wait keeps the paused clock still, so that frames crossing the
+/// loopback interface arrive before the clock may jump (loopback delivery can take tens of
+/// milliseconds on a loaded machine).
+const CLOCK_HOLD: Duration = Duration::from_millis(500);
+
 /// How a connection ended, as the client saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ended {
@@ -102,13 +107,29 @@ impl TestClient {
     /// Receives the next frame within `timeout`, or `None`.
     pub async fn try_recv(&mut self, timeout: Duration) -> Option<String> {
         loop {
-            let message = tokio::time::timeout(timeout, self.ws.next()).await.ok()??.ok()?;
+            let message = self.next_message(timeout).await?;
             if let Message::Text(text) = message {
                 let text = text.as_str().to_owned();
                 self.received.push(text.clone());
                 return Some(text);
             }
         }
+    }
+
+    /// Waits for the next WebSocket message; `None` on timeout, error or end.
+    ///
+    /// Under paused time the clock jumps to the next timer as soon as the runtime is idle, even
+    /// while a frame is still crossing the loopback interface. A short blocking task holds the
+    /// clock (tokio does not auto-advance while one runs) so that frames already on their way
+    /// arrive before any timer fires.
+    async fn next_message(&mut self, timeout: Duration) -> Option<Message> {
+        let hold_clock = tokio::task::spawn_blocking(|| std::thread::sleep(CLOCK_HOLD));
+        tokio::select! {
+            biased;
+            message = self.ws.next() => return message?.ok(),
+            _ = hold_clock => {}
+        }
+        tokio::time::timeout(timeout, self.ws.next()).await.ok()??.ok()
     }
 
     /// Asserts that nothing arrives within `duration`.
@@ -122,7 +143,14 @@ impl TestClient {
     pub async fn ended(&mut self, timeout: Duration) -> Ended {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let hold_clock = tokio::task::spawn_blocking(|| std::thread::sleep(CLOCK_HOLD));
+            let next = tokio::select! {
+                biased;
+                message = self.ws.next() => Ok(message),
+                _ = hold_clock => tokio::time::timeout(left, self.ws.next()).await,
+            };
+            match next {
                 Err(_) => panic!("connection still open after {timeout:?}"),
                 Ok(None) | Ok(Some(Err(_))) => return Ended::Abnormal,
                 Ok(Some(Ok(Message::Close(frame)))) => {
