@@ -1,1 +1,87 @@
-//! Placeholder: this crate is filled in by its own change.
+//! Audio and video calls between Askless users.
+//!
+//! An Askless server relays the signalling of one-to-one WebRTC calls between authenticated
+//! users over ordinary Askless requests on internal routes; media goes peer to peer and never
+//! through the server. This crate is the Rust side of those calls, interoperable with the
+//! reference Flutter client:
+//!
+//! - [`CallClient::request_call_to_user`] sends an SDP offer and returns an [`OutgoingCall`]
+//!   whose [`response`](OutgoingCall::response) resolves to accepted (with a [`LiveCall`]),
+//!   rejected, or failed. Dropping the handle before the answer cancels the request.
+//! - [`CallClient::incoming_calls`] is a stream of [`ReceivingCall`]s to accept or reject.
+//! - A [`LiveCall`] delivers the peer's tracks as RTP packets, reports the peer's signalling
+//!   connection, and closes from either side.
+//!
+//! # Status
+//!
+//! Finished: the media side on the `webrtc` crate (0.21.1), the caller and callee state
+//! machines, the [`CallSignalling`] trait they use, and [`MemorySignallingHub`], an in-memory
+//! copy of the server's call routes that the tests run two peers on.
+//!
+//! Not finished: no implementation of [`CallSignalling`] over a real Askless connection yet.
+//! It waits for the client's authentication and listen streams; until then the crate works
+//! only with [`MemorySignallingHub`] or an implementation the application writes.
+//!
+//! # Network behaviour
+//!
+//! - No STUN or TURN server is used unless the application returns one from
+//!   [`CallOptions::parameters`], called once per call with the remote user id. The
+//!   reference client defaults to public STUN servers; this crate contacts no third party
+//!   unless told to.
+//! - Multicast DNS candidates are neither gathered nor resolved, so no multicast query
+//!   leaves the machine.
+//! - The offer and the answer are sent once ICE gathering completes, so they carry every
+//!   candidate: the reference clients do not trickle candidates. The caller also sends its
+//!   candidates once through the ICE-candidate-list route after the answer, as the reference
+//!   caller does; the callee never sends any. Candidates that arrive before the remote
+//!   description is set are kept and applied afterwards.
+//! - [`CallOptions::loopback`] keeps every socket and candidate on 127.0.0.1, for tests.
+//!
+//! The media engine is not behind a cargo feature: every public type of the crate drives or
+//! carries WebRTC media, so a build without it would have nothing to offer.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use askless_webrtc::{CallClient, CallOptions, CallResponse, LocalMedia, MemorySignallingHub};
+//! use futures::StreamExt;
+//!
+//! # async fn example() -> Result<(), askless_webrtc::CallError> {
+//! let hub = MemorySignallingHub::new();
+//! let alice = CallClient::new(Arc::new(hub.connect(1)), CallOptions::loopback());
+//! let bob = CallClient::new(Arc::new(hub.connect(2)), CallOptions::loopback());
+//!
+//! let mut incoming = bob.incoming_calls().await?;
+//! let request = alice.request_call_to_user(2.into(), LocalMedia::audio_and_video()?, Default::default())?;
+//! let receiving = incoming.next().await.expect("a call");
+//! let bob_call = receiving.accept(LocalMedia::audio_and_video()?, Default::default()).await?;
+//! if let CallResponse::Accepted { call, .. } = request.response().await {
+//!     call.close().await;
+//! }
+//! # drop(bob_call);
+//! # Ok(())
+//! # }
+//! ```
+
+mod client;
+mod error;
+mod incoming;
+mod live;
+mod media;
+mod memory;
+mod options;
+mod outgoing;
+mod peer;
+mod signalling;
+
+pub use client::CallClient;
+pub use error::CallError;
+pub use incoming::{IncomingCalls, ReceivingCall};
+pub use live::{CloseReason, LiveCall, LiveCallEvent};
+pub use media::{LocalMedia, LocalTrack, MediaKind, MediaStats, RemoteTrack, RtpPacket, SyntheticMedia};
+pub use memory::{MemorySignalling, MemorySignallingHub};
+pub use options::{CallOptions, CallParameters, CallParametersFn, IceServer, IceTransportPolicy};
+pub use outgoing::{CallResponse, OutgoingCall};
+pub use signalling::{CallSignalling, SignalStream, SignallingError};
