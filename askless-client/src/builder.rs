@@ -11,6 +11,7 @@ use rand::rngs::StdRng;
 use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
+use crate::auth::{CredentialFuture, CredentialProvider, ReauthenticationCallback, ReauthenticationFailure};
 use crate::client::AsklessClient;
 use crate::error::{Error, Result};
 use crate::policy::ReconnectPolicy;
@@ -24,6 +25,8 @@ pub struct AsklessClientBuilder {
     request_timeout: Option<Duration>,
     policy: ReconnectPolicy,
     client_id: Option<ClientIdInternalApp>,
+    on_reauthentication_fails: Option<ReauthenticationCallback>,
+    credential_provider: Option<CredentialProvider>,
 }
 
 impl fmt::Debug for AsklessClientBuilder {
@@ -34,6 +37,11 @@ impl fmt::Debug for AsklessClientBuilder {
             .field("request_timeout", &self.request_timeout)
             .field("policy", &self.policy)
             .field("client_id", &self.client_id)
+            .field(
+                "on_reauthentication_fails",
+                &self.on_reauthentication_fails.is_some(),
+            )
+            .field("credential_provider", &self.credential_provider.is_some())
             .finish()
     }
 }
@@ -46,7 +54,34 @@ impl AsklessClientBuilder {
             request_timeout: None,
             policy: ReconnectPolicy::default(),
             client_id: None,
+            on_reauthentication_fails: None,
+            credential_provider: None,
         }
+    }
+
+    /// Sets the callback called, once per failure, when the automatic re-authentication after
+    /// a reconnection is rejected with a credential error. It receives the error code and a
+    /// handle that clears the authentication. It runs on the connection task, so it must return
+    /// quickly; spawn a task for slow work. Default: none (a warning is logged).
+    pub fn on_auto_reauthentication_fails<F>(mut self, callback: F) -> Self
+    where
+        F: Fn(ReauthenticationFailure) + Send + Sync + 'static,
+    {
+        self.on_reauthentication_fails = Some(Arc::new(callback));
+        self
+    }
+
+    /// Sets a provider asked for a fresh credential before each automatic re-authentication,
+    /// for example to refresh an access token. Returning `None` keeps the stored credential.
+    /// The connection task waits for it for at most the server's
+    /// `waitForAuthenticationTimeoutInMs` (4 s by default), then uses the stored credential.
+    /// Default: none.
+    pub fn credential_provider<F>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> CredentialFuture + Send + Sync + 'static,
+    {
+        self.credential_provider = Some(Arc::new(provider));
+        self
     }
 
     /// Sets the transport that opens connections. Default: a [`WebSocketTransport`] with
@@ -140,10 +175,19 @@ impl AsklessClientBuilder {
             policy: self.policy,
             rng: StdRng::from_rng(&mut rand::rng()),
             first_outcome,
+            on_reauthentication_fails: self.on_reauthentication_fails,
+            credential_provider: self.credential_provider,
+            commands: commands_tx.downgrade(),
         };
-        let task = ConnectionTask::new(settings, commands_rx, publisher);
+        let (task, auth_status) = ConnectionTask::new(settings, commands_rx, publisher);
         runtime.spawn(task.run());
-        Ok(AsklessClient::new(commands_tx, receivers, runtime, client_id))
+        Ok(AsklessClient::new(
+            commands_tx,
+            receivers,
+            auth_status,
+            runtime,
+            client_id,
+        ))
     }
 }
 

@@ -9,12 +9,15 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
+use crate::auth::{AuthenticateOptions, Authenticated, AuthenticationStatus};
 use crate::builder::AsklessClientBuilder;
 use crate::error::{Error, Operation, Result};
 use crate::options::RequestOptions;
 use crate::status::{
     ConnectionStatus, StatusListenerGuard, StatusReceivers, StatusStream, StatusStreamOptions,
 };
+use crate::stream::{ReadStream, StreamOptions, SubscriberQueue};
+use crate::task::StreamCommand;
 use crate::task::{Command, RequestCommand};
 
 /// A handle to an Askless client.
@@ -33,6 +36,7 @@ struct Inner {
     status: watch::Receiver<ConnectionStatus>,
     /// Never read; new status subscribers are made from it with `resubscribe`.
     events: broadcast::Receiver<ConnectionStatus>,
+    authentication: watch::Receiver<AuthenticationStatus>,
     runtime: tokio::runtime::Handle,
     client_id: ClientIdInternalApp,
 }
@@ -91,6 +95,7 @@ impl AsklessClient {
     pub(crate) fn new(
         commands: mpsc::Sender<Command>,
         status: StatusReceivers,
+        authentication: watch::Receiver<AuthenticationStatus>,
         runtime: tokio::runtime::Handle,
         client_id: ClientIdInternalApp,
     ) -> Self {
@@ -99,6 +104,7 @@ impl AsklessClient {
                 commands,
                 status: status.current,
                 events: status.events,
+                authentication,
                 runtime,
                 client_id,
             }),
@@ -276,6 +282,144 @@ impl AsklessClient {
             route: route.to_owned(),
             value,
         })
+    }
+
+    /// Authenticates with `credential` (any JSON value; the reference client sends an object).
+    ///
+    /// When the client is authenticated, the authentication is cleared first, which logs out
+    /// on the server and fails pending requests (see
+    /// [`clear_authentication`](Self::clear_authentication)). When it is not, pending requests
+    /// are kept, and those waiting for an authentication are sent again once it succeeds. The request waits at most 3 s for the connection, then the request
+    /// timeout for the response. On success with a user id the client is authenticated and
+    /// re-authenticates with the same credential after every reconnection. A success without
+    /// user id means the server accepted the connection as unauthenticated.
+    ///
+    /// Errors: [`ErrorKind::Credential`](crate::ErrorKind::Credential) when the server rejected
+    /// the credential ([`Error::code`] gives the credential error code),
+    /// [`ErrorKind::Server`](crate::ErrorKind::Server) for other server errors,
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout),
+    /// [`ErrorKind::NoConnection`](crate::ErrorKind::NoConnection) and
+    /// [`ErrorKind::Conflict`](crate::ErrorKind::Conflict) while another authentication runs.
+    /// The credential never appears in errors or logs.
+    ///
+    /// Cancel safe in that dropping the future stops waiting; an authenticate request already
+    /// sent still takes effect when the server answers.
+    pub async fn authenticate(&self, credential: impl Serialize) -> Result<Authenticated> {
+        self.authenticate_with(credential, AuthenticateOptions::default())
+            .await
+    }
+
+    /// Like [`authenticate`](Self::authenticate), with options.
+    pub async fn authenticate_with(
+        &self,
+        credential: impl Serialize,
+        options: AuthenticateOptions,
+    ) -> Result<Authenticated> {
+        let credential = serde_json::to_value(credential).map_err(|_| {
+            Error::invalid_option(
+                "credential",
+                "the credential does not serialize to JSON".to_owned(),
+            )
+        })?;
+        // Log out first when authenticated. Unlike the reference client, an unauthenticated
+        // client keeps its pending requests, so that requests waiting for this authentication
+        // complete.
+        crate::auth::clear_authentication(&self.inner.commands, true).await?;
+        let mut status = self.inner.status.clone();
+        let connected = status.wait_for(ConnectionStatus::is_connected);
+        let wait = crate::task::AUTHENTICATE_CONNECTION_WAIT;
+        let outcome = if options.never_timeout {
+            Ok(connected.await.map(|_| ()))
+        } else {
+            tokio::time::timeout(wait, connected)
+                .await
+                .map(|result| result.map(|_| ()))
+        };
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(Error::closed(None, "")),
+            Err(_) => return Err(Error::authentication_no_connection(wait)),
+        }
+        let (reply, response) = oneshot::channel();
+        let command = Command::Authenticate {
+            credential,
+            never_timeout: options.never_timeout,
+            reply,
+        };
+        self.inner
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| Error::closed(None, ""))?;
+        response.await.map_err(|_| Error::closed(None, ""))?
+    }
+
+    /// Clears the authentication: when authenticated, sends the logout request
+    /// (`DELETE askless-internal/authentication`) and waits for its response; forgets the
+    /// credential so that reconnections no longer re-authenticate; fails requests waiting for
+    /// authentication that are not persevere with
+    /// [`ErrorKind::PendingAuthentication`](crate::ErrorKind::PendingAuthentication), and every
+    /// other pending request with [`ErrorKind::NotAuthenticated`](crate::ErrorKind::NotAuthenticated).
+    /// Streams keep running.
+    ///
+    /// Cancel safe: once the command is queued, the authentication is cleared even if the
+    /// future is dropped.
+    pub async fn clear_authentication(&self) -> Result<()> {
+        crate::auth::clear_authentication(&self.inner.commands, false).await
+    }
+
+    /// Returns the current authentication status.
+    pub fn authentication_status(&self) -> AuthenticationStatus {
+        self.inner.authentication.borrow().clone()
+    }
+
+    /// Returns a watch receiver of the authentication status.
+    pub fn authentication_watch(&self) -> watch::Receiver<AuthenticationStatus> {
+        self.inner.authentication.clone()
+    }
+
+    /// Opens a live stream of `route` with `params` (a JSON object, or `()`/`null`), with the
+    /// default [`StreamOptions`]. See [`ReadStream`].
+    ///
+    /// Fails at once only for invalid arguments or a closed client; listen errors arrive on the
+    /// stream. Cancel safe: dropping the future before it returns opens no stream.
+    pub async fn read_stream(&self, route: &str, params: impl Serialize) -> Result<ReadStream> {
+        self.read_stream_with(route, params, StreamOptions::default())
+            .await
+    }
+
+    /// Like [`read_stream`](Self::read_stream), with options.
+    ///
+    /// Streams of the same route and equal params (compared as JSON values) share one listener
+    /// on the server. A stream whose route needs authentication waits for one, without time
+    /// limit, and listens again once authenticated. After a reconnection the stream receives the
+    /// server's current value again.
+    pub async fn read_stream_with(
+        &self,
+        route: &str,
+        params: impl Serialize,
+        options: StreamOptions,
+    ) -> Result<ReadStream> {
+        if route.is_empty() {
+            return Err(Error::invalid_option(
+                "route",
+                "the route of a stream must not be empty".to_owned(),
+            ));
+        }
+        let params = to_params(Operation::Listen, route, params)?;
+        let queue = SubscriberQueue::new(options.buffer);
+        let command = StreamCommand {
+            route: route.to_owned(),
+            params,
+            options,
+            queue: Arc::clone(&queue),
+        };
+        self.inner
+            .commands
+            .send(Command::Stream(command))
+            .await
+            .map_err(|_| Error::closed(Some(Operation::Listen), route))?;
+        Ok(ReadStream::new(queue, route.to_owned()))
     }
 
     /// Drops the current connection, if any, and connects again at once with a fresh retry

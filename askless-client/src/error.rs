@@ -22,6 +22,8 @@ pub enum Operation {
     Update,
     /// A delete request.
     Delete,
+    /// A listen request of a stream.
+    Listen,
 }
 
 impl fmt::Display for Operation {
@@ -31,6 +33,7 @@ impl fmt::Display for Operation {
             Operation::Create => "create",
             Operation::Update => "update",
             Operation::Delete => "delete",
+            Operation::Listen => "listen",
         })
     }
 }
@@ -45,6 +48,16 @@ pub enum ErrorKind {
     NoConnection,
     /// The server answered with an error.
     Server,
+    /// The server rejected the credential; [`Error::code`] has the credential error code, such as
+    /// `EXPIRED_ACCESS_TOKEN`.
+    Credential,
+    /// The request needs an authentication the client does not have: it was discarded by
+    /// `clear_authentication`.
+    NotAuthenticated,
+    /// The server answered `PENDING_AUTHENTICATION` and no authentication arrived in time.
+    PendingAuthentication,
+    /// Another authentication is in progress.
+    Conflict,
     /// The output could not be deserialized into the requested type.
     Decode,
     /// The client was closed.
@@ -98,6 +111,45 @@ enum Repr {
         description: String,
     },
 
+    #[error(
+        "{operation} on route `{route}` requires authentication and none arrived in time (server: {description}); authenticate first, or use persevere to keep waiting"
+    )]
+    PendingAuthentication {
+        operation: Operation,
+        route: String,
+        description: String,
+    },
+
+    #[error(
+        "{operation} on route `{route}` was discarded because the authentication was cleared; send it again if it is still needed"
+    )]
+    NotAuthenticated { operation: Operation, route: String },
+
+    #[error(
+        "the server rejected the credential with code {code}: {description}; ask the user to sign in again or refresh the credential"
+    )]
+    Credential {
+        code: AsklessErrorCode,
+        description: String,
+    },
+
+    #[error("authentication failed on the server with code {code}: {description}")]
+    AuthenticationFailed {
+        code: AsklessErrorCode,
+        description: String,
+    },
+
+    #[error(
+        "authentication timed out after {after:?} without a response; retry, or raise the request timeout"
+    )]
+    AuthenticationTimeout { after: Duration },
+
+    #[error("authentication failed: no connection to the server within {waited:?}; retry when connected")]
+    AuthenticationNoConnection { waited: Duration },
+
+    #[error("another authentication is in progress; wait for it to finish before authenticating again")]
+    Conflict,
+
     #[error("failed to deserialize the output of {operation} on route `{route}` into `{target}`: {source}")]
     Decode {
         operation: Operation,
@@ -117,6 +169,7 @@ enum Repr {
         Operation::Create => "create",
         Operation::Update => "update",
         Operation::Delete => "delete",
+        Operation::Listen => "listen",
     }))]
     Closed {
         operation: Option<Operation>,
@@ -151,7 +204,13 @@ impl Error {
         match &*self.repr {
             Repr::Timeout { .. } => ErrorKind::Timeout,
             Repr::NoConnection { .. } | Repr::Connect { .. } => ErrorKind::NoConnection,
-            Repr::Server { .. } => ErrorKind::Server,
+            Repr::Server { .. } | Repr::AuthenticationFailed { .. } => ErrorKind::Server,
+            Repr::Credential { .. } => ErrorKind::Credential,
+            Repr::NotAuthenticated { .. } => ErrorKind::NotAuthenticated,
+            Repr::PendingAuthentication { .. } => ErrorKind::PendingAuthentication,
+            Repr::AuthenticationTimeout { .. } => ErrorKind::Timeout,
+            Repr::AuthenticationNoConnection { .. } => ErrorKind::NoConnection,
+            Repr::Conflict => ErrorKind::Conflict,
             Repr::Decode { .. } => ErrorKind::Decode,
             Repr::Closed { .. } => ErrorKind::Closed,
             Repr::Transport { .. } => ErrorKind::Transport,
@@ -174,6 +233,11 @@ impl Error {
     /// Returns whether the server answered with an error.
     pub fn is_server(&self) -> bool {
         self.kind() == ErrorKind::Server
+    }
+
+    /// Returns whether the server rejected the credential.
+    pub fn is_credential_error(&self) -> bool {
+        self.kind() == ErrorKind::Credential
     }
 
     /// Returns whether the output did not deserialize into the requested type.
@@ -202,7 +266,14 @@ impl Error {
     /// otherwise.
     pub fn code(&self) -> Option<AsklessErrorCode> {
         match &*self.repr {
-            Repr::Server { code, .. } => Some(code.clone()),
+            Repr::Server { code, .. }
+            | Repr::Credential { code, .. }
+            | Repr::AuthenticationFailed { code, .. } => Some(code.clone()),
+            Repr::PendingAuthentication { .. } => Some(AsklessErrorCode::PendingAuthentication),
+            Repr::AuthenticationTimeout { .. } | Repr::AuthenticationNoConnection { .. } => {
+                Some(AsklessErrorCode::NoConnection)
+            }
+            Repr::Conflict => Some(AsklessErrorCode::Conflict),
             Repr::Timeout { .. } | Repr::NoConnection { .. } => Some(AsklessErrorCode::NoConnection),
             _ => None,
         }
@@ -212,7 +283,10 @@ impl Error {
     /// server sent none).
     pub fn description(&self) -> Option<&str> {
         match &*self.repr {
-            Repr::Server { description, .. } => Some(description),
+            Repr::Server { description, .. }
+            | Repr::Credential { description, .. }
+            | Repr::AuthenticationFailed { description, .. }
+            | Repr::PendingAuthentication { description, .. } => Some(description),
             _ => None,
         }
     }
@@ -223,6 +297,8 @@ impl Error {
             Repr::Timeout { route, .. }
             | Repr::NoConnection { route, .. }
             | Repr::Server { route, .. }
+            | Repr::PendingAuthentication { route, .. }
+            | Repr::NotAuthenticated { route, .. }
             | Repr::Decode { route, .. }
             | Repr::Closed { route, .. } => Some(route),
             _ => None,
@@ -232,7 +308,7 @@ impl Error {
     /// Returns the timeout that expired, for [`ErrorKind::Timeout`].
     pub fn timeout(&self) -> Option<Duration> {
         match &*self.repr {
-            Repr::Timeout { after, .. } => Some(*after),
+            Repr::Timeout { after, .. } | Repr::AuthenticationTimeout { after } => Some(*after),
             _ => None,
         }
     }
@@ -275,6 +351,51 @@ impl Error {
             code,
             description: description.into(),
         })
+    }
+
+    pub(crate) fn pending_authentication(
+        operation: Operation,
+        route: &str,
+        description: impl Into<String>,
+    ) -> Self {
+        Error::new(Repr::PendingAuthentication {
+            operation,
+            route: route.to_owned(),
+            description: description.into(),
+        })
+    }
+
+    pub(crate) fn not_authenticated(operation: Operation, route: &str) -> Self {
+        Error::new(Repr::NotAuthenticated {
+            operation,
+            route: route.to_owned(),
+        })
+    }
+
+    pub(crate) fn credential(code: AsklessErrorCode, description: impl Into<String>) -> Self {
+        Error::new(Repr::Credential {
+            code,
+            description: description.into(),
+        })
+    }
+
+    pub(crate) fn authentication_failed(code: AsklessErrorCode, description: impl Into<String>) -> Self {
+        Error::new(Repr::AuthenticationFailed {
+            code,
+            description: description.into(),
+        })
+    }
+
+    pub(crate) fn authentication_timed_out(after: Duration) -> Self {
+        Error::new(Repr::AuthenticationTimeout { after })
+    }
+
+    pub(crate) fn authentication_no_connection(waited: Duration) -> Self {
+        Error::new(Repr::AuthenticationNoConnection { waited })
+    }
+
+    pub(crate) fn conflict() -> Self {
+        Error::new(Repr::Conflict)
     }
 
     pub(crate) fn decode(

@@ -44,14 +44,20 @@
 //! # }
 //! ```
 
+mod auth;
 mod builder;
 mod client;
 mod error;
 mod options;
 mod policy;
 mod status;
+mod stream;
 mod task;
 
+pub use auth::{
+    AuthenticateOptions, Authenticated, AuthenticationStatus, ClearAuthentication, CredentialFuture,
+    ReauthenticationFailure,
+};
 pub use builder::AsklessClientBuilder;
 pub use client::{AsklessClient, Output};
 pub use error::{Error, ErrorKind, Operation, Result};
@@ -60,6 +66,7 @@ pub use policy::ReconnectPolicy;
 pub use status::{
     ConnectionStatus, DisconnectionReason, StatusListenerGuard, StatusStream, StatusStreamOptions,
 };
+pub use stream::{ReadStream, StreamBuffer, StreamOptions, StreamSource, TypedReadStream};
 
-pub use askless_protocol::{AsklessErrorCode, ClientIdInternalApp, ClientVersionCodeSupported};
+pub use askless_protocol::{AsklessErrorCode, ClientIdInternalApp, ClientVersionCodeSupported, UserId};
 pub use askless_transport::Transport;

@@ -250,25 +250,21 @@ impl ConnectionTask {
         self.timers.start(now, &self.config);
         self.status.set(ConnectionStatus::Connected);
         self.report_first_outcome(Ok(()));
-        self.pending.register_waiting(now);
-        let frames: Vec<String> = self.pending.iter().map(|request| request.frame.clone()).collect();
-        if !frames.is_empty() {
-            tracing::debug!(count = frames.len(), "sending pending requests after connecting");
-        }
-        for frame in frames {
-            if !self.send_frame(frame).await {
-                return;
-            }
-        }
+        self.start_request_flow().await;
     }
 
     /// Sends one frame on the open socket. On failure the socket is dropped and `false` is
     /// returned.
     pub(super) async fn send_frame(&mut self, text: String) -> bool {
+        tracing::trace!(frame = %text, "sending frame");
+        self.send_frame_unlogged(text).await
+    }
+
+    /// Like `send_frame`, without logging the frame's text.
+    pub(super) async fn send_frame_unlogged(&mut self, text: String) -> bool {
         let ConnState::Open(link) = &mut self.conn else {
             return false;
         };
-        tracing::trace!(frame = %text, "sending frame");
         let limit = self.config.server_silence_limit().max(Duration::from_secs(1));
         let error = match tokio::time::timeout(limit, link.sender.send(text)).await {
             Ok(Ok(())) => return true,
@@ -300,6 +296,8 @@ impl ConnectionTask {
     pub(super) async fn drop_link_quietly(&mut self, send_close: bool) {
         let previous = std::mem::replace(&mut self.conn, ConnState::Idle { retry_at: None });
         self.timers.stop();
+        self.reset_authentication_for_disconnect();
+        self.streams.mark_all_not_live();
         if let ConnState::Open(mut link) = previous {
             if send_close {
                 match tokio::time::timeout(CLOSE_TIMEOUT, link.sender.close(NORMAL_CLOSURE, "client closed"))

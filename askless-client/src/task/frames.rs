@@ -46,13 +46,8 @@ impl ConnectionTask {
                 }
             }
             ServerMessage::Response(response) => self.handle_response(response).await,
-            ServerMessage::NewDataForListener(data) => {
-                // NOTE: streams are not implemented yet; the value was confirmed and is dropped.
-                tracing::debug!(listen_id = %data.listen_id, "ignoring data for an unknown listener");
-            }
-            ServerMessage::StopListening(stop) => {
-                tracing::debug!(listen_id = %stop.listen_id, "ignoring stop-listening for an unknown listener");
-            }
+            ServerMessage::NewDataForListener(data) => self.handle_new_data(data),
+            ServerMessage::StopListening(stop) => self.handle_stop_listening(stop),
             other => tracing::debug!(kind = ?other.kind(), "ignoring an unexpected server message"),
         }
     }
@@ -67,6 +62,19 @@ impl ConnectionTask {
     async fn handle_response(&mut self, response: Response) {
         if self.is_current_configure(&response.client_request_id) {
             self.handle_configure_response(response).await;
+            return;
+        }
+        if self.is_authenticate_response(&response.client_request_id) {
+            self.handle_authenticate_response(response).await;
+            return;
+        }
+        if self.streams.owns_response(&response.client_request_id) {
+            self.handle_listen_response(response).await;
+            return;
+        }
+        if response.error_code() == Some(&AsklessErrorCode::PendingAuthentication)
+            && self.wait_for_authentication(&response).await
+        {
             return;
         }
         let Some(request) = self.pending.remove(&response.client_request_id) else {
@@ -89,6 +97,40 @@ impl ConnectionTask {
         request.complete(result);
     }
 
+    /// Moves a request answered `PENDING_AUTHENTICATION` to waiting for authentication; it is
+    /// sent again with a new id once the client is authenticated. Returns whether the response
+    /// belonged to a pending request.
+    async fn wait_for_authentication(&mut self, response: &Response) -> bool {
+        let Some(error) = response.error.clone() else {
+            return false;
+        };
+        let never_timeout = self
+            .pending
+            .iter()
+            .find(|request| request.id == response.client_request_id)
+            .is_some_and(|request| request.timeout.is_none());
+        let until = (!never_timeout).then(|| Instant::now() + self.config.wait_for_authentication_timeout());
+        if !self
+            .pending
+            .wait_for_authentication(&response.client_request_id, until, error)
+        {
+            return false;
+        }
+        tracing::debug!(id = %response.client_request_id, "request waits for authentication");
+        if self.auth.is_authenticated() && self.conn.is_connected() {
+            let rng = &mut self.settings.rng;
+            let frames = self
+                .pending
+                .resume_after_authentication(Instant::now(), || ClientRequestId::generate_request(rng));
+            for frame in frames {
+                if !self.send_frame(frame).await {
+                    break;
+                }
+            }
+        }
+        true
+    }
+
     /// Registers a request and sends it when connected.
     pub(super) async fn handle_request(&mut self, command: RequestCommand) {
         let RequestCommand {
@@ -106,7 +148,7 @@ impl ConnectionTask {
         let id = ClientRequestId::generate_request(&mut self.settings.rng);
         let message = match operation {
             Operation::Read => ClientMessage::Read(ReadRequest::new(id.clone(), route.clone(), params)),
-            Operation::Create | Operation::Update | Operation::Delete => {
+            Operation::Create | Operation::Update | Operation::Delete | Operation::Listen => {
                 let kind = match operation {
                     Operation::Create => ModifyKind::Create,
                     Operation::Update => ModifyKind::Update,
@@ -119,7 +161,7 @@ impl ConnectionTask {
         let frame = message.encode();
         let now = Instant::now();
         let timeout = self.request_timeout(&options);
-        let connected = self.conn.is_connected();
+        let connected = self.flow_open();
         let phase = if connected {
             Phase::Registered {
                 deadline: timeout.map(|timeout| now + timeout),
@@ -134,11 +176,14 @@ impl ConnectionTask {
             id,
             operation,
             route,
+            message,
             frame: frame.clone(),
             created_at: now,
             received_by_server: false,
             phase,
             timeout,
+            persevere: options.persevere,
+            authentication_error: None,
             reply,
         });
         if connected {

@@ -8,6 +8,7 @@ use askless_protocol::{ClientMessage, ConnectionConfiguration, Ping};
 use tokio::time::Instant;
 
 use super::ConnectionTask;
+use super::pending::Phase;
 
 /// Delay after connecting before the server's retransmission period replaces the default one.
 const APPLY_SERVER_RESEND_AFTER: Duration = Duration::from_secs(1);
@@ -94,16 +95,21 @@ impl ConnectionTask {
         if !self.conn.is_connected() {
             return true;
         }
+        self.streams.stop_unused(Instant::now());
         let ping = Ping {
             listening_to_routes: self.live_streams(),
         };
         self.send_frame(ClientMessage::Ping(ping).encode()).await
     }
 
-    /// Returns the listen requests of the streams whose listen succeeded, for the ping.
+    /// Returns the listen requests of the streams whose listen succeeded, for the ping. The
+    /// list is empty while an expected authentication is missing, as the server would answer
+    /// every authenticated-only entry with an error.
     fn live_streams(&self) -> Vec<askless_protocol::ListenRequest> {
-        // NOTE: streams are not implemented yet, so no stream is ever live.
-        Vec::new()
+        if self.auth.hides_streams() {
+            return Vec::new();
+        }
+        self.streams.live_listen_requests()
     }
 
     /// Re-sends, unchanged, every request without a server receipt that is older than the
@@ -113,7 +119,7 @@ impl ConnectionTask {
         if abandoned > 0 {
             tracing::debug!(abandoned, "forgot requests whose callers stopped waiting");
         }
-        if !self.conn.is_connected() {
+        if !self.flow_open() {
             return;
         }
         let min_age = self.timers.resend_interval.saturating_sub(RESEND_AGE_MARGIN);
@@ -121,7 +127,9 @@ impl ConnectionTask {
             .pending
             .iter()
             .filter(|request| {
-                !request.received_by_server && now.duration_since(request.created_at) >= min_age
+                matches!(request.phase, Phase::Registered { .. })
+                    && !request.received_by_server
+                    && now.duration_since(request.created_at) >= min_age
             })
             .map(|request| request.frame.clone())
             .collect();

@@ -7,11 +7,13 @@
 //! pending table, they need no lock. The loop ends when every handle is dropped or
 //! [`Command::Close`] arrives; [`ExitReason`] says which.
 
+mod auth;
 mod connection;
 pub(crate) mod dedup;
 mod frames;
 mod liveness;
 pub(crate) mod pending;
+mod streams;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,20 +22,25 @@ use askless_protocol::{ClientIdInternalApp, ConnectionConfiguration};
 use askless_transport::Transport;
 use rand::rngs::StdRng;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use url::Url;
 
+use crate::auth::{Authenticated, AuthenticationStatus, CredentialProvider, ReauthenticationCallback};
 use crate::error::{Error, Operation, Result};
 use crate::options::RequestOptions;
 use crate::policy::ReconnectPolicy;
 use crate::status::{ConnectionStatus, DisconnectionReason, StatusPublisher};
 
+pub(crate) use self::auth::AUTHENTICATE_CONNECTION_WAIT;
+use self::auth::AuthState;
 use self::connection::ConnState;
 pub(crate) use self::connection::redacted as redacted_url;
 use self::dedup::ServerIdMemory;
 use self::liveness::Timers;
 use self::pending::{Expiry, PendingTable};
+pub(crate) use self::streams::StreamCommand;
+use self::streams::StreamTable;
 
 /// Capacity of the command channel; a caller whose command does not fit waits.
 pub(crate) const COMMAND_CAPACITY: usize = 1024;
@@ -56,6 +63,19 @@ pub(crate) enum Command {
     Reconnect { done: oneshot::Sender<()> },
     /// Close the connection, fail pending requests and end the task.
     Close { done: oneshot::Sender<()> },
+    /// Subscribe to a stream.
+    Stream(streams::StreamCommand),
+    /// Authenticate with a credential.
+    Authenticate {
+        credential: Value,
+        never_timeout: bool,
+        reply: oneshot::Sender<Result<Authenticated>>,
+    },
+    /// Clear the authentication; the reply carries the logout response when one was sent.
+    ClearAuthentication {
+        only_if_authenticated: bool,
+        reply: oneshot::Sender<Result<Option<Value>>>,
+    },
 }
 
 /// A read, create, update or delete request.
@@ -80,7 +100,6 @@ pub(crate) enum ExitReason {
 }
 
 /// Everything the task needs from the builder.
-#[derive(Debug)]
 pub(crate) struct TaskSettings {
     pub(crate) url: Url,
     pub(crate) transport: Arc<dyn Transport>,
@@ -91,6 +110,29 @@ pub(crate) struct TaskSettings {
     pub(crate) rng: StdRng,
     /// Told the outcome of the first connection attempt.
     pub(crate) first_outcome: Option<oneshot::Sender<Result<()>>>,
+    /// Called when the automatic re-authentication is rejected.
+    pub(crate) on_reauthentication_fails: Option<ReauthenticationCallback>,
+    /// Asked for a fresh credential before each automatic re-authentication.
+    pub(crate) credential_provider: Option<CredentialProvider>,
+    /// The task's own command channel, weakly, for handles given to callbacks.
+    pub(crate) commands: mpsc::WeakSender<Command>,
+}
+
+impl std::fmt::Debug for TaskSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskSettings")
+            .field("url", &redacted_url(&self.url))
+            .field("transport", &self.transport)
+            .field("client_id", &self.client_id)
+            .field("request_timeout", &self.request_timeout)
+            .field("policy", &self.policy)
+            .field(
+                "on_reauthentication_fails",
+                &self.on_reauthentication_fails.is_some(),
+            )
+            .field("credential_provider", &self.credential_provider.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The state owned by the connection task.
@@ -105,6 +147,8 @@ pub(crate) struct ConnectionTask {
     pending: PendingTable,
     dedup: ServerIdMemory,
     timers: Timers,
+    auth: AuthState,
+    streams: StreamTable,
     /// Retries made since the last successful configure.
     retries: u32,
     /// Set when the client stopped reconnecting (unsupported version, attempts exhausted):
@@ -117,8 +161,9 @@ impl ConnectionTask {
         settings: TaskSettings,
         commands: mpsc::Receiver<Command>,
         status: StatusPublisher,
-    ) -> Self {
-        ConnectionTask {
+    ) -> (Self, watch::Receiver<AuthenticationStatus>) {
+        let (auth, auth_status) = AuthState::new();
+        let task = ConnectionTask {
             settings,
             commands,
             status,
@@ -127,9 +172,12 @@ impl ConnectionTask {
             pending: PendingTable::default(),
             dedup: ServerIdMemory::default(),
             timers: Timers::new(),
+            auth,
+            streams: StreamTable::default(),
             retries: 0,
             halted: None,
-        }
+        };
+        (task, auth_status)
     }
 
     /// Runs the task until every handle is dropped or a close is requested.
@@ -171,6 +219,21 @@ impl ConnectionTask {
                 let _ = done.send(());
             }
             Command::Close { .. } => {}
+            Command::Authenticate {
+                credential,
+                never_timeout,
+                reply,
+            } => {
+                self.handle_authenticate(credential, never_timeout, reply).await;
+            }
+            Command::ClearAuthentication {
+                only_if_authenticated,
+                reply,
+            } => {
+                self.handle_clear_authentication(only_if_authenticated, reply)
+                    .await;
+            }
+            Command::Stream(command) => self.handle_stream_command(command).await,
         }
     }
 
@@ -193,6 +256,7 @@ impl ConnectionTask {
             self.pending.next_deadline(),
             self.conn.deadline(&self.config),
             self.timers.next_due(),
+            self.auth.next_due(),
         ]
         .into_iter()
         .flatten()
@@ -204,6 +268,7 @@ impl ConnectionTask {
         let now = Instant::now();
         self.expire_requests(now);
         self.check_connection_deadline(now).await;
+        self.check_authentication_timers(now).await;
         self.run_periodic(now).await;
     }
 
@@ -215,6 +280,14 @@ impl ConnectionTask {
                     let after = request.timeout.unwrap_or_default();
                     tracing::debug!(id = %request.id, route = %request.route, ?after, "request timed out");
                     Error::timed_out(request.operation, &request.route, after)
+                }
+                Expiry::NotAuthenticated => {
+                    tracing::debug!(id = %request.id, route = %request.route, "no authentication arrived in time");
+                    let description = request
+                        .authentication_error
+                        .as_ref()
+                        .map_or("none", |error| error.description_or_none());
+                    Error::pending_authentication(request.operation, &request.route, description)
                 }
                 Expiry::NoConnection => {
                     tracing::debug!(id = %request.id, route = %request.route, "request found no connection");
@@ -229,6 +302,31 @@ impl ConnectionTask {
         }
     }
 
+    /// Returns whether requests are sent as soon as they are made: connected, and not waiting
+    /// for the automatic re-authentication.
+    fn flow_open(&self) -> bool {
+        self.conn.is_connected() && !self.auth.is_holding()
+    }
+
+    /// Sends every pending request once, in the order they were made, then the listens of the
+    /// streams that are not live yet. Called once per connection, when requests start flowing.
+    async fn flush_pending(&mut self) {
+        if !self.flow_open() {
+            return;
+        }
+        self.pending.register_waiting(Instant::now());
+        let frames = self.pending.frames_to_send();
+        if !frames.is_empty() {
+            tracing::debug!(count = frames.len(), "sending pending requests");
+        }
+        for frame in frames {
+            if !self.send_frame(frame).await {
+                return;
+            }
+        }
+        self.send_pending_listens().await;
+    }
+
     /// Closes the connection, fails every pending request and publishes the final status.
     async fn shut_down(&mut self) {
         self.drop_link_quietly(true).await;
@@ -237,6 +335,7 @@ impl ConnectionTask {
             let error = Error::closed(Some(request.operation), &request.route);
             request.complete(Err(error));
         }
+        self.streams.close_all(&Error::closed(None, ""));
         if let Some(first) = self.settings.first_outcome.take() {
             let _ = first.send(Err(Error::closed(None, "")));
         }

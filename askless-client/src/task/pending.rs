@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use askless_protocol::ClientRequestId;
+use askless_protocol::{ClientMessage, ClientRequestId, ErrorBody};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -22,6 +22,9 @@ pub(crate) enum Phase {
     /// Registered: sent, or to be sent at the next connection; fails with a timeout at
     /// `deadline` (never when `None`).
     Registered { deadline: Option<Instant> },
+    /// Answered `PENDING_AUTHENTICATION`; waits for an authentication until `until` (forever
+    /// when `None`), then is sent again with a new id.
+    WaitingForAuthentication { until: Option<Instant> },
 }
 
 impl Phase {
@@ -29,6 +32,7 @@ impl Phase {
         match self {
             Phase::WaitingForConnection { until } => until,
             Phase::Registered { deadline } => deadline,
+            Phase::WaitingForAuthentication { until } => until,
         }
     }
 }
@@ -39,7 +43,9 @@ pub(crate) struct PendingRequest {
     pub(crate) id: ClientRequestId,
     pub(crate) operation: Operation,
     pub(crate) route: String,
-    /// The encoded frame; every (re)transmission sends it unchanged.
+    /// The request; its id changes only when it is sent again after `PENDING_AUTHENTICATION`.
+    pub(crate) message: ClientMessage,
+    /// The encoded `message`; every (re)transmission sends it unchanged.
     pub(crate) frame: String,
     pub(crate) created_at: Instant,
     /// Set by the server's receipt; stops the periodic retransmission.
@@ -47,6 +53,11 @@ pub(crate) struct PendingRequest {
     pub(crate) phase: Phase,
     /// The request timeout, `None` when the request never times out.
     pub(crate) timeout: Option<Duration>,
+    /// Whether a wait for authentication survives `clear_authentication`.
+    pub(crate) persevere: bool,
+    /// The server's `PENDING_AUTHENTICATION` error, kept while waiting for authentication and
+    /// returned if none arrives.
+    pub(crate) authentication_error: Option<ErrorBody>,
     pub(crate) reply: oneshot::Sender<Result<Option<Value>>>,
 }
 
@@ -174,9 +185,108 @@ impl PendingTable {
                         expired.push((entry, Expiry::Timeout));
                     }
                 }
+                Phase::WaitingForAuthentication { .. } => {
+                    if let Some(entry) = self.remove_seq(seq) {
+                        expired.push((entry, Expiry::NotAuthenticated));
+                    }
+                }
             }
         }
         expired
+    }
+
+    /// Moves the request with `id` to waiting for authentication, keeping the server's error.
+    /// Returns whether it was found.
+    pub(crate) fn wait_for_authentication(
+        &mut self,
+        id: &ClientRequestId,
+        until: Option<Instant>,
+        error: ErrorBody,
+    ) -> bool {
+        let Some(&seq) = self.by_id.get(id) else {
+            return false;
+        };
+        let Some(entry) = self.entries.get_mut(&seq) else {
+            return false;
+        };
+        if let Some(old) = entry.phase.deadline() {
+            self.deadlines.remove(&(old, seq));
+        }
+        entry.phase = Phase::WaitingForAuthentication { until };
+        entry.authentication_error = Some(error);
+        if let Some(until) = until {
+            self.deadlines.insert((until, seq));
+        }
+        true
+    }
+
+    /// Gives every request waiting for authentication a new id and registers it at `now`.
+    /// Returns the new frames, in request order.
+    pub(crate) fn resume_after_authentication(
+        &mut self,
+        now: Instant,
+        mut new_id: impl FnMut() -> ClientRequestId,
+    ) -> Vec<String> {
+        let waiting: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| matches!(entry.phase, Phase::WaitingForAuthentication { .. }))
+            .map(|(seq, _)| *seq)
+            .collect();
+        let mut frames = Vec::new();
+        for seq in waiting {
+            let id = new_id();
+            let Some(entry) = self.entries.get_mut(&seq) else {
+                continue;
+            };
+            self.by_id.remove(&entry.id);
+            self.by_id.insert(id.clone(), seq);
+            set_request_id(&mut entry.message, id.clone());
+            entry.id = id;
+            entry.frame = entry.message.encode();
+            entry.received_by_server = false;
+            entry.authentication_error = None;
+            frames.push(entry.frame.clone());
+            self.register(seq, now);
+        }
+        frames
+    }
+
+    /// Removes the requests waiting for authentication that are not persevere.
+    pub(crate) fn take_released_by_clear(&mut self) -> Vec<PendingRequest> {
+        let released: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| {
+                !entry.persevere && matches!(entry.phase, Phase::WaitingForAuthentication { .. })
+            })
+            .map(|(seq, _)| *seq)
+            .collect();
+        released
+            .into_iter()
+            .filter_map(|seq| self.remove_seq(seq))
+            .collect()
+    }
+
+    /// Removes every request that is not waiting for authentication.
+    pub(crate) fn take_not_waiting_for_authentication(&mut self) -> Vec<PendingRequest> {
+        let taken: Vec<u64> = self
+            .entries
+            .iter()
+            .filter(|(_, entry)| !matches!(entry.phase, Phase::WaitingForAuthentication { .. }))
+            .map(|(seq, _)| *seq)
+            .collect();
+        taken.into_iter().filter_map(|seq| self.remove_seq(seq)).collect()
+    }
+
+    /// Returns the frames of the requests to send on a new connection: every request except
+    /// those waiting for authentication, in request order.
+    pub(crate) fn frames_to_send(&self) -> Vec<String> {
+        self.entries
+            .values()
+            .filter(|entry| !matches!(entry.phase, Phase::WaitingForAuthentication { .. }))
+            .map(|entry| entry.frame.clone())
+            .collect()
     }
 
     /// Removes requests whose caller stopped waiting.
@@ -214,6 +324,15 @@ impl PendingTable {
     }
 }
 
+/// Replaces the `clientRequestId` of a read or modify request.
+fn set_request_id(message: &mut ClientMessage, id: ClientRequestId) {
+    match message {
+        ClientMessage::Read(read) => read.client_request_id = id,
+        ClientMessage::Modify(modify) => modify.client_request_id = id,
+        _ => {}
+    }
+}
+
 /// Why a deadline ended a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Expiry {
@@ -221,6 +340,8 @@ pub(crate) enum Expiry {
     Timeout,
     /// The request waited for a connection that did not come.
     NoConnection,
+    /// The request waited for an authentication that did not come.
+    NotAuthenticated,
 }
 
 #[cfg(test)]
@@ -237,11 +358,18 @@ mod tests {
             id: ClientRequestId::new(id),
             operation: Operation::Read,
             route: "items".to_owned(),
+            message: ClientMessage::Read(askless_protocol::ReadRequest::new(
+                ClientRequestId::new(id),
+                "items",
+                Value::Null,
+            )),
             frame: format!("frame {id}"),
             created_at: Instant::now(),
             received_by_server: false,
             phase,
             timeout,
+            persevere: false,
+            authentication_error: None,
             reply,
         };
         (request, receiver)
@@ -332,6 +460,46 @@ mod tests {
 
         assert_eq!(table.next_deadline(), None);
         assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn request_resumes_with_new_id_after_authentication() {
+        let mut table = PendingTable::default();
+        let now = Instant::now();
+        let (entry, _receiver) = request(
+            "REQ-_a",
+            Phase::Registered { deadline: None },
+            Some(Duration::from_secs(7)),
+        );
+        table.insert(entry);
+        let error = ErrorBody::new("PENDING_AUTHENTICATION", "authentication is required");
+        assert!(table.wait_for_authentication(&ClientRequestId::new("REQ-_a"), None, error));
+        assert!(table.frames_to_send().is_empty());
+
+        let frames = table.resume_after_authentication(now, || ClientRequestId::new("REQ-_b"));
+
+        assert_eq!(frames.len(), 1);
+        assert!(frames[0].contains("REQ-_b"), "{}", frames[0]);
+        assert!(table.remove(&ClientRequestId::new("REQ-_a")).is_none());
+        assert!(table.remove(&ClientRequestId::new("REQ-_b")).is_some());
+    }
+
+    #[test]
+    fn clear_releases_only_non_persevere_waiters() {
+        let mut table = PendingTable::default();
+        let (first, _first_receiver) =
+            request("REQ-_a", Phase::WaitingForAuthentication { until: None }, None);
+        let (mut second, _second_receiver) =
+            request("REQ-_b", Phase::WaitingForAuthentication { until: None }, None);
+        second.persevere = true;
+        table.insert(first);
+        table.insert(second);
+
+        let released = table.take_released_by_clear();
+
+        assert_eq!(released.len(), 1);
+        assert_eq!(released[0].id.as_str(), "REQ-_a");
+        assert_eq!(table.len(), 1);
     }
 
     #[test]
