@@ -68,6 +68,8 @@ struct HubState {
     connected: HashMap<UserKey, bool>,
     listeners: Vec<Listener>,
     next_listener_id: u64,
+    /// Listen-for-a-call values waiting for [`HubState::flush`], by listener id.
+    outbox: Vec<(u64, ListenForACallValue)>,
 }
 
 struct Listener {
@@ -162,6 +164,7 @@ impl MemorySignallingHub {
         if state.listeners[index].registered {
             state.on_listener_removed(index);
         }
+        state.flush();
         if let Some(index) = state.listeners.iter().position(|l| l.id == id) {
             state.listeners.remove(index);
         }
@@ -236,21 +239,41 @@ impl HubState {
         }
     }
 
-    /// Sends a value to one listen-for-a-call listener; a rejection or cancellation value,
-    /// once acknowledged, cleans the call up.
+    /// Queues a value for one listen-for-a-call listener. Like the server, the hub sends the
+    /// stop-listening events of an operation first and its values afterwards, in
+    /// [`flush`](Self::flush).
     fn push_listen_for_a_call(&mut self, index: usize, value: ListenForACallValue) {
         let listener = &self.listeners[index];
-        if !listener.registered || listener.stopped {
-            return;
+        if listener.registered {
+            self.outbox.push((listener.id, value));
         }
-        let ListenerSink::ListenForACall { remote, sender } = &listener.sink else {
-            return;
-        };
-        let remote = remote.clone();
-        let user = listener.user.clone();
-        let rejected = value.call_accepted == Some(false);
-        if sender.send(value).is_ok() && rejected {
-            self.clean_up(&user, &key_of(&remote));
+    }
+
+    /// Delivers the queued listen-for-a-call values. A listener that the server stopped but
+    /// that is still registered loses the value, yet the client acknowledges it: a rejection
+    /// or cancellation value, once acknowledged, cleans the call up.
+    fn flush(&mut self) {
+        while !self.outbox.is_empty() {
+            for (id, value) in std::mem::take(&mut self.outbox) {
+                let Some(listener) = self.listeners.iter().find(|l| l.id == id) else {
+                    continue;
+                };
+                let ListenerSink::ListenForACall { remote, sender } = &listener.sink else {
+                    continue;
+                };
+                if !listener.registered {
+                    continue;
+                }
+                let remote = key_of(remote);
+                let user = listener.user.clone();
+                let rejected = value.call_accepted == Some(false);
+                if !listener.stopped {
+                    let _ = sender.send(value);
+                }
+                if rejected {
+                    self.clean_up(&user, &remote);
+                }
+            }
         }
     }
 
@@ -444,6 +467,7 @@ impl MemorySignalling {
         for index in indexes {
             state.on_listener_removed(index);
         }
+        state.flush();
         tracing::info!(user_id = %self.user_id, "memory signalling user disconnected");
     }
 
@@ -483,6 +507,7 @@ impl MemorySignalling {
                 }
             }
         }
+        state.flush();
     }
 
     fn check_connected(&self, state: &HubState) -> Result<UserKey, SignallingError> {
@@ -559,6 +584,7 @@ impl CallSignalling for MemorySignalling {
         let value = state.listen_for_a_call_value(&user, &remote_user_id);
         state.push_listen_for_a_call(index, value);
         state.on_listen_for_a_call_started(&remote_user_id);
+        state.flush();
         drop(state);
         Ok(self.stream(id, receiver))
     }
@@ -638,6 +664,7 @@ impl CallSignalling for MemorySignalling {
             callers.retain(|c| key_of(c) != caller);
         }
         state.notify_listen_for_a_call(&caller);
+        state.flush();
         let verb = if body.call_accepted {
             "accepted"
         } else {
@@ -670,6 +697,174 @@ impl CallSignalling for MemorySignalling {
             ..Default::default()
         };
         state.push_fixed(&peer, Some(&user), &closed);
+        state.flush();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use askless_protocol::call::{SdpType, SessionDescription};
+    use futures::{FutureExt, StreamExt};
+    use serde_json::json;
+
+    fn offer() -> SessionDescription {
+        SessionDescription {
+            sdp: "v=0 offer".into(),
+            sdp_type: SdpType::Offer,
+        }
+    }
+
+    fn request(to: i64) -> CallRequestBody {
+        CallRequestBody {
+            remote_user_id: UserId::from(to),
+            sdp: offer(),
+            additional_data: json!({"videoCall": true}).as_object().cloned().unwrap(),
+        }
+    }
+
+    fn rejection(to: i64) -> CallResponseBody {
+        CallResponseBody {
+            call_accepted: false,
+            remote_user_id: UserId::from(to),
+            sdp: None,
+            additional_data: json!({"reason": "busy"}).as_object().cloned().unwrap(),
+        }
+    }
+
+    /// Returns the next item that is already available: `Some(None)` when the stream ended,
+    /// `None` when nothing is ready.
+    fn ready<T>(stream: &mut SignalStream<T>) -> Option<Option<T>> {
+        stream.next().now_or_never()
+    }
+
+    #[tokio::test]
+    async fn response_without_request_is_unavailable() {
+        let hub = MemorySignallingHub::new();
+        let bob = hub.connect(2);
+        let error = bob.create_call_response(rejection(1)).await.unwrap_err();
+        let SignallingError::Server(body) = error else {
+            panic!("expected a server error, got {error:?}");
+        };
+        assert_eq!(body.code, Some(AsklessErrorCode::CallNotAvailableAnymore));
+    }
+
+    #[tokio::test]
+    async fn rejection_cleans_up_both_streams() {
+        let hub = MemorySignallingHub::new();
+        let alice = hub.connect(1);
+        let bob = hub.connect(2);
+        let mut receive = bob.listen_call_receive().await.unwrap();
+        assert_eq!(
+            ready(&mut receive).flatten().map(|v| v.has_call_request),
+            Some(false)
+        );
+
+        let mut alice_call = alice.listen_for_a_call(UserId::from(2)).await.unwrap();
+        let first = ready(&mut alice_call).flatten().unwrap();
+        assert_eq!(first.remote_user_id, Some(UserId::from(2)));
+        assert_eq!(first.call_accepted, None);
+
+        let info = alice.create_call_request(request(2)).await.unwrap();
+        assert_eq!(info.info, "You requested a call");
+        let incoming = ready(&mut receive).flatten().unwrap();
+        assert!(incoming.has_call_request);
+        assert_eq!(incoming.remote_user_id, Some(UserId::from(1)));
+        assert_eq!(incoming.sdp, Some(offer()));
+
+        let mut bob_call = bob.listen_for_a_call(UserId::from(1)).await.unwrap();
+        let offer_value = ready(&mut bob_call).flatten().unwrap();
+        assert_eq!(offer_value.sdp, Some(offer()));
+        let presence = ready(&mut alice_call).flatten().unwrap();
+        assert_eq!(presence.remote_user_is_connected, Some(true));
+
+        let info = bob.create_call_response(rejection(1)).await.unwrap();
+        assert_eq!(info.info, "You (user 2) rejected the call of user 1");
+        let rejected = ready(&mut alice_call).flatten().unwrap();
+        assert_eq!(rejected.call_closed, Some(true));
+        assert_eq!(rejected.call_accepted, Some(false));
+        assert_eq!(rejected.additional_data.unwrap()["reason"], "busy");
+
+        // Acknowledging the rejection cleans up: both call streams are stopped.
+        assert!(matches!(ready(&mut alice_call), Some(None)));
+        assert!(matches!(ready(&mut bob_call), Some(None)));
+        assert!(!hub.is_call_pending(&UserId::from(1), &UserId::from(2)));
+    }
+
+    #[tokio::test]
+    async fn caller_cancel_stops_callee_stream() {
+        let hub = MemorySignallingHub::new();
+        let alice = hub.connect(5);
+        let bob = hub.connect(6);
+        let alice_call = alice.listen_for_a_call(UserId::from(6)).await.unwrap();
+        alice.create_call_request(request(6)).await.unwrap();
+        let mut bob_call = bob.listen_for_a_call(UserId::from(5)).await.unwrap();
+        assert!(ready(&mut bob_call).flatten().unwrap().sdp.is_some());
+
+        drop(alice_call);
+
+        // The stop-listening events come before the values, so the callee's stream just ends.
+        assert!(matches!(ready(&mut bob_call), Some(None)));
+        assert!(!hub.is_call_pending(&UserId::from(5), &UserId::from(6)));
+        let mut receive = bob.listen_call_receive().await.unwrap();
+        assert_eq!(
+            ready(&mut receive).flatten().map(|v| v.has_call_request),
+            Some(false)
+        );
+    }
+
+    #[tokio::test]
+    async fn late_response_spoils_next_call() {
+        let hub = MemorySignallingHub::new();
+        let alice = hub.connect(1);
+        let bob = hub.connect(2);
+        let alice_call = alice.listen_for_a_call(UserId::from(2)).await.unwrap();
+        alice.create_call_request(request(2)).await.unwrap();
+        drop(alice_call);
+
+        // The call is gone, yet a late rejection still succeeds and is stored.
+        bob.create_call_response(rejection(1)).await.unwrap();
+        let mut next_call = alice.listen_for_a_call(UserId::from(2)).await.unwrap();
+        let first = ready(&mut next_call).flatten().unwrap();
+        assert_eq!(first.call_closed, Some(true));
+        assert_eq!(first.call_accepted, Some(false));
+    }
+
+    #[tokio::test]
+    async fn user_ids_compare_loosely() {
+        let hub = MemorySignallingHub::new();
+        let alice = hub.connect(1);
+        let bob = hub.connect("2");
+        let mut receive = bob.listen_call_receive().await.unwrap();
+        ready(&mut receive);
+        alice.create_call_request(request(2)).await.unwrap();
+        let incoming = ready(&mut receive).flatten().unwrap();
+        assert!(incoming.has_call_request);
+    }
+
+    #[tokio::test]
+    async fn disconnect_reports_presence_to_peer() {
+        let hub = MemorySignallingHub::new();
+        let alice = hub.connect(1);
+        let bob = hub.connect(2);
+        let mut alice_call = alice.listen_for_a_call(UserId::from(2)).await.unwrap();
+        ready(&mut alice_call);
+        let bob_call = bob.listen_for_a_call(UserId::from(1)).await.unwrap();
+        let back = ready(&mut alice_call).flatten().unwrap();
+        assert_eq!(back.remote_user_is_connected, Some(true));
+
+        bob.disconnect();
+        let gone = ready(&mut alice_call).flatten().unwrap();
+        assert_eq!(gone.remote_user_is_connected, Some(false));
+        assert_eq!(hub.registered_listeners(&UserId::from(2)), 0);
+        let error = bob.create_call_close(CallCloseBody::new(UserId::from(1))).await;
+        assert!(matches!(error, Err(SignallingError::Unavailable(_))));
+
+        bob.reconnect();
+        let back = ready(&mut alice_call).flatten().unwrap();
+        assert_eq!(back.remote_user_is_connected, Some(true));
+        assert_eq!(hub.registered_listeners(&UserId::from(2)), 1);
+        drop(bob_call);
     }
 }

@@ -214,9 +214,7 @@ impl PeerSession {
     }
 
     async fn wait_gathering_complete(&self, timeout: Duration) {
-        let mut complete = self.gathering_complete.clone();
-        let waited = tokio::time::timeout(timeout, complete.wait_for(|done| *done)).await;
-        if waited.is_err() {
+        if !wait_until_set(self.gathering_complete.clone(), timeout).await {
             tracing::debug!(
                 remote_user_id = %self.remote_user_id,
                 timeout_ms = timeout.as_millis() as u64,
@@ -382,6 +380,12 @@ impl PeerSession {
     }
 }
 
+/// Waits until `flag` is true; returns false when `timeout` passes first.
+async fn wait_until_set(mut flag: watch::Receiver<bool>, timeout: Duration) -> bool {
+    let waited = tokio::time::timeout(timeout, flag.wait_for(|set| *set)).await;
+    matches!(waited, Ok(Ok(_)))
+}
+
 async fn close_quietly(connection: &Arc<dyn PeerConnection>) {
     if let Err(error) = connection.close().await {
         tracing::debug!(%error, "closing the peer connection failed");
@@ -492,6 +496,63 @@ pub(crate) fn sdp_type_name(sdp_type: SdpType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const WAIT: Duration = Duration::from_secs(30);
+
+    #[tokio::test(start_paused = true)]
+    async fn gathering_wait_gives_up_after_timeout() {
+        let (flag_tx, flag) = watch::channel(false);
+        let started = tokio::time::Instant::now();
+        assert!(!wait_until_set(flag.clone(), Duration::from_secs(5)).await);
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+
+        flag_tx.send_replace(true);
+        assert!(wait_until_set(flag, Duration::from_secs(5)).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn early_candidates_are_kept() {
+        let options = CallOptions::loopback();
+        let parameters = CallParameters::default();
+        let caller_media = LocalMedia::audio_and_video().unwrap();
+        let caller = PeerSession::build(&options, &parameters, &caller_media, &UserId::from(2))
+            .await
+            .unwrap();
+        let callee = PeerSession::build(&options, &parameters, &LocalMedia::default(), &UserId::from(1))
+            .await
+            .unwrap();
+
+        let offer = caller.create_offer(WAIT).await.unwrap();
+        let candidates = caller.local_candidates().await;
+        assert!(!candidates.is_empty());
+        for candidate in &candidates {
+            assert!(candidate.candidate.contains(" 127.0.0.1 "), "{candidate:?}");
+            assert_eq!(candidate.label, Some(0));
+            assert!(candidate.id.is_some());
+        }
+
+        callee.add_remote_candidates(candidates.clone()).await;
+        assert_eq!(
+            callee.remote_candidates.lock().await.pending.len(),
+            candidates.len()
+        );
+        callee.set_remote_description(&offer).await.unwrap();
+        assert!(callee.remote_candidates.lock().await.pending.is_empty());
+
+        let answer = callee.create_answer(WAIT).await.unwrap();
+        caller.set_remote_description(&answer).await.unwrap();
+        for session in [&caller, &callee] {
+            let mut state = session.state();
+            let connected = tokio::time::timeout(
+                WAIT,
+                state.wait_for(|state| *state == RTCPeerConnectionState::Connected),
+            )
+            .await;
+            assert!(matches!(connected, Ok(Ok(_))), "the peers did not connect");
+        }
+        caller.close().await;
+        callee.close().await;
+    }
 
     #[test]
     fn first_media_id_reads_first_mid() {
