@@ -95,6 +95,11 @@ impl ServerHandle {
         self
     }
 
+    /// Removes every expectation, those of routes included.
+    pub fn clear_expectations(&self) {
+        self.shared.lock().expectations.clear();
+    }
+
     /// Checks every expectation now.
     ///
     /// # Panics
