@@ -83,7 +83,7 @@ async fn receive_calls(
         let stream = match context.signalling.listen_for_a_call(remote_user_id.clone()).await {
             Ok(stream) => stream,
             Err(error) => {
-                tracing::debug!(remote_user_id = %remote_user_id, %error, "could not listen to the caller; call ignored");
+                tracing::debug!(remote_user_id = %remote_user_id, %error, "listening to the caller failed; call ignored");
                 continue;
             }
         };
@@ -338,7 +338,7 @@ async fn send_rejection(
         .map_err(CallError::signalling(routes::CALL_RESPONSE))
 }
 
-/// Returns whether values already received on the stream say that the call has ended.
+/// Returns whether values already received on the stream show that the call has ended.
 fn call_has_ended(stream: &mut SignalStream<ListenForACallValue>) -> bool {
     while let Some(next) = stream.next().now_or_never() {
         match next {

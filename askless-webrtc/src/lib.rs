@@ -1,9 +1,9 @@
 //! Audio and video calls between Askless users.
 //!
 //! An Askless server relays the signalling of one-to-one WebRTC calls between authenticated
-//! users over ordinary Askless requests on internal routes; media goes peer to peer and never
-//! through the server. This crate is the Rust side of those calls, interoperable with the
-//! reference Flutter client:
+//! users over ordinary Askless requests on internal routes. Media goes peer to peer and never
+//! through the server. This crate is the Rust side of those calls, built to interoperate with
+//! the reference Flutter client:
 //!
 //! - [`CallClient::request_call_to_user`] sends an SDP offer and returns an [`OutgoingCall`]
 //!   whose [`response`](OutgoingCall::response) resolves to accepted (with a [`LiveCall`]),

@@ -35,10 +35,10 @@ fn key_of(user_id: &UserId) -> UserKey {
 /// listening. Listeners are per user. Each [`MemorySignalling`] handle is one user's
 /// connection; it can be disconnected and reconnected to simulate a dropped connection.
 ///
-/// Differences from the real server: a listener stopped by the server is removed as soon as
-/// the client drops its stream, instead of at the next ping; every value is acknowledged as
-/// soon as it is delivered; membership in the pending and peer-gone lists compares user ids
-/// loosely; and one user has at most one connection.
+/// The hub differs from the real server in four ways. A listener stopped by the server is
+/// removed as soon as the client drops its stream, instead of at the next ping. Every value
+/// is acknowledged as soon as it is delivered. Membership in the pending and peer-gone lists
+/// compares user ids loosely. One user has at most one connection.
 #[derive(Clone, Default)]
 pub struct MemorySignallingHub {
     state: Arc<Mutex<HubState>>,
@@ -189,7 +189,7 @@ impl HubState {
         id
     }
 
-    /// The value of the call-receive stream of `user`: the first pending caller, if any.
+    /// Computes the call-receive value of `user`: the first pending caller, if any.
     fn call_receive_value(&self, user: &UserKey) -> CallReceiveValue {
         let first = self.pending.get(user).and_then(|callers| callers.first());
         match first {
@@ -215,8 +215,8 @@ impl HubState {
         }
     }
 
-    /// The computed listen-for-a-call value of `user` about `remote`: the remote's stored
-    /// signal plus its user id.
+    /// Computes the listen-for-a-call value of `user` about `remote`: the signal `remote`
+    /// stored for `user`, plus the user id of `remote`.
     fn listen_for_a_call_value(&self, user: &UserKey, remote: &UserId) -> ListenForACallValue {
         let mut object = self
             .signal
@@ -636,7 +636,7 @@ impl CallSignalling for MemorySignalling {
         let user = self.check_connected(&state)?;
         let caller = key_of(&body.remote_user_id);
         if caller == user {
-            // The reference server terminates on this input; a test server answers an error.
+            // The reference server process exits on this input, so the hub returns an error.
             return Err(SignallingError::Server(ErrorBody::new(
                 AsklessErrorCode::InternalError,
                 "remoteUserId must be another user",

@@ -24,7 +24,7 @@ pub enum SignallingError {
     /// The server answered the request with an error, such as `CALL_NOT_AVAILABLE_ANYMORE`.
     #[error("the server rejected the request: {}", describe_error_body(.0))]
     Server(ErrorBody),
-    /// The request could not reach the server; the text says why (for example, no connection).
+    /// The request could not reach the server; the text gives the reason, such as a lost connection.
     #[error("the request could not be sent: {0}")]
     Unavailable(String),
 }
@@ -65,7 +65,7 @@ pub trait CallSignalling: Send + Sync + 'static {
         remote_user_id: UserId,
     ) -> Result<SignalStream<IceCandidateList>, SignallingError>;
 
-    /// Creates on `askless-internal/call/request`: asks for a call with an SDP offer.
+    /// Creates on `askless-internal/call/request`: requests a call with an SDP offer.
     async fn create_call_request(&self, body: CallRequestBody) -> Result<CallInfo, SignallingError>;
 
     /// Creates on `askless-internal/call/response`: accepts with an SDP answer, or rejects.

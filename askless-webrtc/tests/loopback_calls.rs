@@ -389,7 +389,7 @@ async fn request_stays_pending_without_listener() {
     })
     .await;
 
-    // Nobody answers: the response does not come, and dropping it cancels the request.
+    // No callee responds, and dropping the pending response cancels the request.
     let waited = tokio::time::timeout(Duration::from_millis(300), request.response()).await;
     assert!(waited.is_err(), "no answer was expected");
     eventually("the request to be withdrawn", || {
