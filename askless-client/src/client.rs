@@ -169,7 +169,7 @@ impl AsklessClient {
     /// Reads `route` with `params` and `options`.
     ///
     /// When not connected, the request waits for the connection for at most the request
-    /// timeout; it then times out after the request timeout without a response
+    /// timeout. Once registered, it times out after the request timeout without a response
     /// ([`ErrorKind::Timeout`](crate::ErrorKind::Timeout)). It fails with
     /// [`ErrorKind::NoConnection`](crate::ErrorKind::NoConnection) when the wait for a
     /// connection ran out with no socket open, and with
@@ -193,7 +193,7 @@ impl AsklessClient {
             .await
     }
 
-    /// Like [`create`](Self::create), with options.
+    /// Like [`create`](Self::create), with options; the same timing, errors and cancel safety.
     pub async fn create_with(
         &self,
         route: &str,
@@ -213,7 +213,7 @@ impl AsklessClient {
             .await
     }
 
-    /// Like [`update`](Self::update), with options.
+    /// Like [`update`](Self::update), with options; the same timing, errors and cancel safety.
     pub async fn update_with(
         &self,
         route: &str,
@@ -233,7 +233,7 @@ impl AsklessClient {
         self.delete_with(route, params, RequestOptions::default()).await
     }
 
-    /// Like [`delete`](Self::delete), with options.
+    /// Like [`delete`](Self::delete), with options; the same timing, errors and cancel safety.
     pub async fn delete_with(
         &self,
         route: &str,
@@ -302,14 +302,15 @@ impl AsklessClient {
     /// [`ErrorKind::Conflict`](crate::ErrorKind::Conflict) while another authentication runs.
     /// The credential never appears in errors or logs.
     ///
-    /// Cancel safe in that dropping the future stops waiting; an authenticate request already
-    /// sent still takes effect when the server answers.
+    /// Cancel safe in that dropping the future stops waiting, but an authenticate request
+    /// already sent still takes effect when its response arrives.
     pub async fn authenticate(&self, credential: impl Serialize) -> Result<Authenticated> {
         self.authenticate_with(credential, AuthenticateOptions::default())
             .await
     }
 
-    /// Like [`authenticate`](Self::authenticate), with options.
+    /// Like [`authenticate`](Self::authenticate), with options; the same errors and cancel
+    /// safety.
     pub async fn authenticate_with(
         &self,
         credential: impl Serialize,
@@ -325,6 +326,7 @@ impl AsklessClient {
         // client keeps its pending requests, so that requests waiting for this authentication
         // complete.
         crate::auth::clear_authentication(&self.inner.commands, true).await?;
+
         let mut status = self.inner.status.clone();
         let connected = status.wait_for(ConnectionStatus::is_connected);
         let wait = crate::task::AUTHENTICATE_CONNECTION_WAIT;
@@ -340,6 +342,7 @@ impl AsklessClient {
             Ok(Err(_)) => return Err(Error::closed(None, "")),
             Err(_) => return Err(Error::authentication_no_connection(wait)),
         }
+
         let (reply, response) = oneshot::channel();
         let command = Command::Authenticate {
             credential,
@@ -355,8 +358,8 @@ impl AsklessClient {
     }
 
     /// Clears the authentication: when authenticated, sends the logout request
-    /// (`DELETE askless-internal/authentication`) and waits for its response; forgets the
-    /// credential so that reconnections no longer re-authenticate; fails requests waiting for
+    /// (`DELETE askless-internal/authentication`) and waits for its response. It then drops the
+    /// stored credential so that reconnections no longer re-authenticate; fails requests waiting for
     /// authentication that are not persevere with
     /// [`ErrorKind::PendingAuthentication`](crate::ErrorKind::PendingAuthentication), and every
     /// other pending request with [`ErrorKind::NotAuthenticated`](crate::ErrorKind::NotAuthenticated).
@@ -388,7 +391,7 @@ impl AsklessClient {
             .await
     }
 
-    /// Like [`read_stream`](Self::read_stream), with options.
+    /// Like [`read_stream`](Self::read_stream), with options; the same cancel safety.
     ///
     /// Streams of the same route and equal params (compared as JSON values) share one listener
     /// on the server. A stream whose route needs authentication waits for one, without time

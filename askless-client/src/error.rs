@@ -46,7 +46,7 @@ pub enum ErrorKind {
     Timeout,
     /// No connection to the server could be used for the request.
     NoConnection,
-    /// The server answered with an error.
+    /// The server responded with an error.
     Server,
     /// The server rejected the credential; [`Error::code`] has the credential error code, such as
     /// `EXPIRED_ACCESS_TOKEN`.
@@ -54,7 +54,7 @@ pub enum ErrorKind {
     /// The request needs an authentication the client does not have: it was discarded by
     /// `clear_authentication`.
     NotAuthenticated,
-    /// The server answered `PENDING_AUTHENTICATION` and no authentication arrived in time.
+    /// The server responded `PENDING_AUTHENTICATION` and no authentication arrived in time.
     PendingAuthentication,
     /// Another authentication is in progress.
     Conflict,
@@ -230,7 +230,7 @@ impl Error {
         self.kind() == ErrorKind::NoConnection
     }
 
-    /// Returns whether the server answered with an error.
+    /// Returns whether the server responded with an error.
     pub fn is_server(&self) -> bool {
         self.kind() == ErrorKind::Server
     }

@@ -4,10 +4,10 @@
 //! server exposes routes that apps read, create, update, delete and stream over one WebSocket of
 //! JSON text frames, with its own receipts, retransmissions, pings and authentication. This
 //! crate speaks that protocol as the reference Flutter client 3.1.0 does, against the Askless
-//! server 2.0.3, and improves on it where the reference client is weak: a timeout is its own
-//! error kind, repeated server messages are processed once, a closed connection is replaced at
-//! once with exponential backoff and full jitter, and a configure request never outlives its
-//! connection.
+//! server 2.0.3. It improves on the reference client where that client is weak. A timeout is
+//! its own error kind, and repeated server messages are processed once. A closed connection is
+//! replaced at once, with exponential backoff and full jitter. A configure request never
+//! outlives its connection.
 //!
 //! One [`AsklessClient`] handle, cheap to clone, talks to one task that owns the connection.
 //! Requests made while offline wait for the connection and go out in the order they were made.

@@ -6,7 +6,7 @@ pub struct RequestOptions {
     /// Whether the request waits for the connection and for its response without any time
     /// limit. Default: `false` (the request timeout applies).
     pub never_timeout: bool,
-    /// Whether a request answered `PENDING_AUTHENTICATION` keeps waiting for an authentication
+    /// Whether a request that received `PENDING_AUTHENTICATION` keeps waiting for an authentication
     /// even after the application clears the authentication. Default: `false`.
     pub persevere: bool,
 }

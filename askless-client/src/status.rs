@@ -23,9 +23,9 @@ pub enum ConnectionStatus {
     /// A connection attempt is running: opening the socket, waiting for the greeting or for the
     /// configure response.
     InProgress,
-    /// No usable connection; the reason says why.
+    /// No usable connection, for the given reason.
     Disconnected {
-        /// Why the client is disconnected.
+        /// The cause of the disconnection.
         reason: DisconnectionReason,
     },
 }
@@ -55,7 +55,7 @@ impl fmt::Display for ConnectionStatus {
     }
 }
 
-/// Why the client is disconnected.
+/// The cause of a disconnection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DisconnectionReason {
@@ -96,7 +96,7 @@ pub enum DisconnectionReason {
         /// How long the server was silent.
         silence: Duration,
     },
-    /// The server answered the configure request with an error.
+    /// The server responded to the configure request with an error.
     ConfigureFailed {
         /// The server's error code (`none` when it sent none).
         code: AsklessErrorCode,
@@ -105,7 +105,7 @@ pub enum DisconnectionReason {
     },
     /// The configure response held a configuration the client cannot use.
     InvalidConfiguration {
-        /// What is wrong with it.
+        /// The problem with the configuration.
         message: String,
     },
     /// The reconnect policy's maximum number of attempts was reached; the client no longer

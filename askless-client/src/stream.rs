@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Operation, Result};
 
-/// Where the first value of a stream comes from when it joins a stream of the same route and
-/// params that is already open.
+/// The source of a stream's first value when it joins an open stream of the same route and
+/// params.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum StreamSource {
     /// Only values the server sends from now on. This is the default.
@@ -29,8 +29,8 @@ pub enum StreamSource {
 /// How many values a stream keeps when its reader is slower than the server.
 ///
 /// The connection task never waits for a reader: when the buffer is full, the oldest value is
-/// dropped and counted in [`ReadStream::skipped`]. The last value received is therefore never
-/// lost.
+/// dropped and counted in [`ReadStream::skipped`], so the last value received is always
+/// delivered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum StreamBuffer {
     /// Keep only the latest value. This is the default: a stream is the current value of a
@@ -140,7 +140,7 @@ impl SubscriberQueue {
 /// Each item is the route's output (`null` when the server sent none), or an error when the
 /// listen failed; the stream then ends. It also ends when the server stops it or the client is
 /// closed. Streams of the same route and params share one listener on the server. Dropping the
-/// stream unsubscribes; when no stream of a listener is left for 4.5 s, the client stops it by
+/// stream unsubscribes it. When a listener has had no stream for 4.5 s, the client stops it by
 /// leaving it out of its pings.
 pub struct ReadStream {
     queue: Arc<SubscriberQueue>,

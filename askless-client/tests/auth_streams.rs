@@ -13,7 +13,7 @@ use askless_testkit::{AuthDecision, MockServer, Notify, Route, RouteError};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-/// Longest virtual wait for anything a test expects to happen.
+/// Maximum virtual wait for anything a test expects to happen.
 const WAIT: Duration = Duration::from_secs(60);
 
 async fn server() -> MockServer {

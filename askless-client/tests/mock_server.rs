@@ -15,7 +15,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use url::Url;
 
-/// Longest virtual wait for anything a test expects to happen.
+/// Maximum virtual wait for anything a test expects to happen.
 const WAIT: Duration = Duration::from_secs(60);
 
 fn init_logs() {

@@ -28,7 +28,7 @@ impl Peer {
         peer
     }
 
-    /// Receives the next client message other than a ping; answers pings with `pong`.
+    /// Receives the next client message other than a ping, and responds to pings with `pong`.
     async fn recv(&mut self) -> ClientMessage {
         loop {
             let text = self.conn.recv().await.expect("client frame");
@@ -51,7 +51,7 @@ impl Peer {
         self.conn.send(message.encode()).await.expect("server frame sent");
     }
 
-    /// Answers the configure request with a receipt and `config`.
+    /// Responds to the configure request with a receipt and `config`.
     async fn configure_with(&mut self, config: ConnectionConfiguration) {
         let ClientMessage::ConfigureConnection(request) = self.recv().await else {
             panic!("expected a configure request first");
@@ -248,7 +248,7 @@ async fn unanswered_request_times_out() {
     };
     peer.send(ServerMessage::ServerConfirmReceipt(receipt)).await;
     let pongs = tokio::spawn(async move {
-        // Keep the connection alive: answer every ping.
+        // Keep the connection alive by responding to every ping.
         loop {
             match peer.conn.recv().await {
                 Ok(text) if text.contains("_class_type_pingpong") => {

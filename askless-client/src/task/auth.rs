@@ -26,7 +26,7 @@ const REAUTHENTICATION_RETRY: Duration = Duration::from_secs(1);
 /// How long an explicit authentication waits for the connection unless it never times out.
 pub(crate) const AUTHENTICATE_CONNECTION_WAIT: Duration = Duration::from_secs(3);
 
-/// Who is waiting for an authenticate response.
+/// The waiter of an authenticate response.
 enum AuthOrigin {
     /// The application, through `authenticate`.
     Explicit(oneshot::Sender<Result<Authenticated>>),
@@ -241,7 +241,7 @@ impl ConnectionTask {
     }
 
     /// Calls the application's callback once for a failed automatic re-authentication, then
-    /// holds requests back until the application authenticates or the wait runs out.
+    /// keeps requests back until the application authenticates or the wait runs out.
     fn report_reauthentication_failure(&mut self, error: &Error) {
         let code = error.code().unwrap_or(AsklessErrorCode::InvalidCredential);
         tracing::info!(%code, "automatic re-authentication rejected");
@@ -258,7 +258,7 @@ impl ConnectionTask {
         }
     }
 
-    /// Resumes what waited for authentication: the held requests and the requests answered
+    /// Resumes what waited for authentication: the held requests and the requests that received
     /// `PENDING_AUTHENTICATION`.
     async fn after_authenticated(&mut self) {
         if self.auth.hold_until.take().is_some() {
@@ -314,7 +314,10 @@ impl ConnectionTask {
                 match tokio::time::timeout(limit, provider()).await {
                     Ok(fresh) => fresh,
                     Err(_) => {
-                        tracing::warn!(?limit, "the credential provider did not answer in time");
+                        tracing::warn!(
+                            ?limit,
+                            "the credential provider did not return in time, using the stored credential"
+                        );
                         None
                     }
                 }
@@ -396,7 +399,7 @@ impl ConnectionTask {
         }
     }
 
-    /// Clears the authentication: forgets the credential, releases non-persevere waiters,
+    /// Clears the authentication: drops the stored credential, releases non-persevere waiters,
     /// fails every other pending request, and logs out on the server when authenticated.
     pub(super) async fn handle_clear_authentication(
         &mut self,
@@ -408,6 +411,7 @@ impl ConnectionTask {
             let _ = reply.send(Ok(None));
             return;
         }
+
         tracing::debug!(was_authenticated, "clearing the authentication");
         self.auth.should_be_authenticated = false;
         self.auth.credential = None;
@@ -437,6 +441,7 @@ impl ConnectionTask {
             request.complete(Err(error));
         }
         self.release_streams_on_clear();
+
         if self.auth.hold_until.take().is_some() {
             self.flush_pending().await;
         }

@@ -19,7 +19,7 @@ use crate::status::{ConnectionStatus, DisconnectionReason};
 
 type ConnectFuture = Pin<Box<dyn Future<Output = Result<Connection, TransportError>> + Send>>;
 
-/// The connection as the task sees it.
+/// The state of the connection.
 pub(super) enum ConnState {
     /// No connection. The next attempt starts at `retry_at`; never when `None`.
     Idle { retry_at: Option<Instant> },
@@ -61,7 +61,7 @@ pub(super) enum LinkPhase {
     Connected,
 }
 
-/// What happened on the connection.
+/// An event of the connection.
 #[derive(Debug)]
 pub(super) enum ConnEvent {
     /// The attempt finished.

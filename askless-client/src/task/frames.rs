@@ -97,7 +97,7 @@ impl ConnectionTask {
         request.complete(result);
     }
 
-    /// Moves a request answered `PENDING_AUTHENTICATION` to waiting for authentication; it is
+    /// Moves a request that received `PENDING_AUTHENTICATION` to waiting for authentication; it is
     /// sent again with a new id once the client is authenticated. Returns whether the response
     /// belonged to a pending request.
     async fn wait_for_authentication(&mut self, response: &Response) -> bool {
@@ -158,6 +158,7 @@ impl ConnectionTask {
                 ClientMessage::Modify(ModifyRequest::new(id.clone(), kind, route.clone(), body, params))
             }
         };
+
         let frame = message.encode();
         let now = Instant::now();
         let timeout = self.request_timeout(&options);
@@ -171,6 +172,7 @@ impl ConnectionTask {
                 until: timeout.map(|timeout| now + timeout),
             }
         };
+
         tracing::debug!(%id, %route, %operation, connected, "new request");
         self.pending.insert(PendingRequest {
             id,

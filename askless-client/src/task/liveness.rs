@@ -66,7 +66,7 @@ impl Timers {
     }
 }
 
-/// A zero period would make a timer fire in a loop; one millisecond is the smallest used.
+/// Returns `period`, raised to one millisecond, because a zero period would fire in a loop.
 fn nonzero(period: Duration) -> Duration {
     period.max(Duration::from_millis(1))
 }
@@ -103,8 +103,8 @@ impl ConnectionTask {
     }
 
     /// Returns the listen requests of the streams whose listen succeeded, for the ping. The
-    /// list is empty while an expected authentication is missing, as the server would answer
-    /// every authenticated-only entry with an error.
+    /// list is empty while an expected authentication is missing, because the server would
+    /// respond to every authenticated-only entry with an error.
     fn live_streams(&self) -> Vec<askless_protocol::ListenRequest> {
         if self.auth.hides_streams() {
             return Vec::new();

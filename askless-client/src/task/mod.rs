@@ -5,7 +5,7 @@
 //! `tokio::select!` loop over three sources: commands, the current connection (its attempt or its
 //! incoming frames) and the earliest timer. Because nothing else touches the socket or the
 //! pending table, they need no lock. The loop ends when every handle is dropped or
-//! [`Command::Close`] arrives; [`ExitReason`] says which.
+//! [`Command::Close`] arrives, and [`ExitReason`] records which.
 
 mod auth;
 mod connection;
@@ -90,7 +90,7 @@ pub(crate) struct RequestCommand {
     pub(crate) reply: oneshot::Sender<Result<Option<Value>>>,
 }
 
-/// Why the connection task ended.
+/// The cause of the connection task's end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ExitReason {
     /// Every client handle was dropped.

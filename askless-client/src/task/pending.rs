@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Operation, Result};
 
-/// Where a request is in its life.
+/// The stage of a pending request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Phase {
     /// Made while not connected; waits for the connection until `until` (forever when `None`).
@@ -22,8 +22,8 @@ pub(crate) enum Phase {
     /// Registered: sent, or to be sent at the next connection; fails with a timeout at
     /// `deadline` (never when `None`).
     Registered { deadline: Option<Instant> },
-    /// Answered `PENDING_AUTHENTICATION`; waits for an authentication until `until` (forever
-    /// when `None`), then is sent again with a new id.
+    /// Received `PENDING_AUTHENTICATION`. It waits for an authentication until `until`
+    /// (forever when `None`), then is sent again with a new id.
     WaitingForAuthentication { until: Option<Instant> },
 }
 
@@ -333,7 +333,7 @@ fn set_request_id(message: &mut ClientMessage, id: ClientRequestId) {
     }
 }
 
-/// Why a deadline ended a request.
+/// The cause of a request's expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Expiry {
     /// The request was registered and no response arrived in time.

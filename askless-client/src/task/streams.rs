@@ -76,7 +76,7 @@ struct Listener {
     live_request_id: Option<ClientRequestId>,
     /// The id of the listen request waiting for its response.
     pending_request_id: Option<ClientRequestId>,
-    /// The listen was answered `PENDING_AUTHENTICATION`; it is sent again after authentication.
+    /// The listen received `PENDING_AUTHENTICATION`, so it is sent again after authentication.
     waiting_for_authentication: bool,
     persevere: bool,
     subscribers: Vec<Arc<SubscriberQueue>>,
@@ -332,8 +332,8 @@ impl ConnectionTask {
     pub(super) fn handle_new_data(&mut self, data: NewDataForListener) {
         let Some(position) = self.streams.position_by_listen_id(&data.listen_id) else {
             // NOTE: the reference client keeps such a value for 15 s in case its listener becomes
-            // live; here it is dropped, which only matters if the value overtakes the listen
-            // response, and the server sends the response first.
+            // live. Here it is dropped. The server sends the listen response first, so only a
+            // value that overtakes it would be lost.
             tracing::debug!(listen_id = %data.listen_id, "ignoring data for an unknown stream");
             return;
         };
