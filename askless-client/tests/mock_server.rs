@@ -604,3 +604,66 @@ async fn mock_config_timeout_is_used() {
 
     assert_eq!(error.timeout(), Some(Duration::from_secs(3)));
 }
+
+/// Plays a server on a real loopback socket that advertises a version window excluding this
+/// client, because the mock server always advertises the window of Flutter clients.
+#[tokio::test(start_paused = true)]
+async fn unsupported_version_over_loopback() {
+    init_logs();
+    let mut listener = askless_transport::WebSocketListener::bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let url = format!("ws://{}", listener.local_addr());
+    let client = AsklessClient::builder(url).build().unwrap();
+    let mut socket = listener.accept().await.unwrap();
+    socket.send("welcome").await.unwrap();
+    let configure = match askless_protocol::decode_client_frame(&socket.recv().await.unwrap()).unwrap() {
+        ClientMessage::ConfigureConnection(configure) => configure,
+        other => panic!("expected a configure request, got {other:?}"),
+    };
+    let config = askless_protocol::ConnectionConfiguration {
+        client_version_code_supported: askless_protocol::ClientVersionCodeSupported::JAVASCRIPT,
+        ..askless_protocol::ConnectionConfiguration::server_defaults()
+    };
+    let response = askless_protocol::Response::configure_connection(
+        configure.client_request_id,
+        askless_protocol::ServerId::new("RES-version0001"),
+        &config,
+    );
+    socket
+        .send(ServerMessage::Response(response).encode())
+        .await
+        .unwrap();
+
+    let mut watch = client.status_watch();
+    let status = tokio::time::timeout(
+        WAIT,
+        watch.wait_for(|status| !matches!(status, ConnectionStatus::InProgress)),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .clone();
+    assert!(
+        matches!(
+            status.disconnection_reason(),
+            Some(DisconnectionReason::UnsupportedVersionCode { .. })
+        ),
+        "{status:?}"
+    );
+    loop {
+        match socket.recv().await {
+            Ok(_) => continue,
+            Err(error) => {
+                assert_eq!(error.close_code(), Some(1000));
+                break;
+            }
+        }
+    }
+    let again = tokio::time::timeout(Duration::from_secs(120), listener.accept()).await;
+    assert!(again.is_err(), "the client reconnected by itself");
+    assert_eq!(
+        client.read("items", ()).await.unwrap_err().kind(),
+        ErrorKind::UnsupportedVersion
+    );
+}

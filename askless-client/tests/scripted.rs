@@ -406,3 +406,42 @@ async fn close_fails_pending_requests() {
         ErrorKind::Closed
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn configure_error_disconnects_and_retries() {
+    let (transport, mut listener) = askless_transport::memory::listener();
+    let client = client(&transport);
+    let mut statuses = client.status_stream(StatusStreamOptions::default());
+    let mut peer = Peer::accept(&mut listener).await;
+    let ClientMessage::ConfigureConnection(request) = peer.recv().await else {
+        panic!("expected configure")
+    };
+    let server_id = peer.server_id();
+    let body = ErrorBody::new("INTERNAL_ERROR", "An internal error occurred");
+    peer.send(ServerMessage::Response(Response::failure(
+        request.client_request_id,
+        server_id,
+        body,
+    )))
+    .await;
+
+    let disconnected = statuses.next().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut retry = Peer::accept(&mut listener).await;
+    retry.configure().await;
+
+    assert_eq!(
+        disconnected.disconnection_reason(),
+        Some(&DisconnectionReason::ConfigureFailed {
+            code: askless_protocol::AsklessErrorCode::InternalError,
+            description: "An internal error occurred".into(),
+        })
+    );
+    assert!(
+        started.elapsed() <= Duration::from_millis(250),
+        "first retry after {:?}",
+        started.elapsed()
+    );
+    let mut watch = client.status_watch();
+    watch.wait_for(ConnectionStatus::is_connected).await.unwrap();
+}
