@@ -567,3 +567,80 @@ async fn stream_error_for_failing_handler() {
     assert_eq!(error.code().unwrap().as_str(), "BROKEN");
     assert_eq!(error.description(), Some("always fails"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn authenticated_stream_survives_reconnect() {
+    let server = server().await;
+    let value = Arc::new(Mutex::new(json!(1)));
+    server.route(Route::read("inbox").for_authenticated_users().handler({
+        let value = Arc::clone(&value);
+        move |_ctx| {
+            let current = value.lock().unwrap().clone();
+            async move { Ok(Some(current)) }
+        }
+    }));
+    let client = connect(&server).await;
+    client.authenticate(json!({"token": "good"})).await.unwrap();
+    let mut stream = client.read_stream("inbox", ()).await.unwrap();
+    assert_eq!(next_value(&mut stream).await, json!(1));
+
+    server.faults().drop_connections();
+    *value.lock().unwrap() = json!(2);
+
+    assert_eq!(next_value(&mut stream).await, json!(2));
+    assert!(matches!(
+        client.authentication_status(),
+        AuthenticationStatus::Authenticated { .. }
+    ));
+    let pending_errors = server
+        .sent_frames()
+        .iter()
+        .filter(|frame| {
+            frame
+                .json()
+                .is_some_and(|json| json["error"]["code"] == "PENDING_AUTHENTICATION")
+        })
+        .count();
+    assert_eq!(
+        pending_errors, 0,
+        "pings list no stream before the re-authentication"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn clear_releases_waiting_stream() {
+    let server = server().await;
+    server.route(
+        Route::read("inbox")
+            .for_authenticated_users()
+            .handler(|_ctx| async move { Ok(Some(json!(1))) }),
+    );
+    let client = connect(&server).await;
+    let options = StreamOptions {
+        persevere: false,
+        ..StreamOptions::default()
+    };
+    let mut stream = client.read_stream_with("inbox", (), options).await.unwrap();
+    server
+        .wait_for_frame(
+            |frame| {
+                frame
+                    .json()
+                    .is_some_and(|json| json["error"]["code"] == "PENDING_AUTHENTICATION")
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    client.clear_authentication().await.unwrap();
+
+    let error = tokio::time::timeout(WAIT, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PendingAuthentication);
+    assert!(tokio::time::timeout(WAIT, stream.next()).await.unwrap().is_none());
+}
