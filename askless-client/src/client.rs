@@ -345,7 +345,7 @@ impl AsklessClient {
 
         let (reply, response) = oneshot::channel();
         let command = Command::Authenticate {
-            credential,
+            credential: crate::auth::Credential(credential),
             never_timeout: options.never_timeout,
             reply,
         };

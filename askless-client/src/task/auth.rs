@@ -127,7 +127,7 @@ impl ConnectionTask {
     /// Sends an explicit authenticate request.
     pub(super) async fn handle_authenticate(
         &mut self,
-        credential: Value,
+        credential: Credential,
         never_timeout: bool,
         reply: oneshot::Sender<Result<Authenticated>>,
     ) {
@@ -147,7 +147,7 @@ impl ConnectionTask {
         };
         let timeout = self.request_timeout(&options);
         self.auth.set_status(AuthenticationStatus::InProgress);
-        self.send_authenticate(Credential(credential), timeout, AuthOrigin::Explicit(reply))
+        self.send_authenticate(credential, timeout, AuthOrigin::Explicit(reply))
             .await;
     }
 
@@ -193,7 +193,7 @@ impl ConnectionTask {
                 let claims = output.claims.clone();
                 match output.user_id.clone() {
                     Some(user_id) => {
-                        tracing::info!(user_id = %user_id.to_value(), "authenticated");
+                        tracing::debug!(user_id = %user_id.to_value(), "authenticated");
                         self.auth.should_be_authenticated = true;
                         self.auth.credential = Some(in_flight.credential);
                         self.auth.retry_at = None;
@@ -244,7 +244,7 @@ impl ConnectionTask {
     /// keeps requests back until the application authenticates or the wait runs out.
     fn report_reauthentication_failure(&mut self, error: &Error) {
         let code = error.code().unwrap_or(AsklessErrorCode::InvalidCredential);
-        tracing::info!(%code, "automatic re-authentication rejected");
+        tracing::debug!(%code, "automatic re-authentication rejected");
         let hold = Instant::now() + self.config.wait_for_authentication_timeout();
         self.auth.hold_until = Some(self.auth.hold_until.map_or(hold, |current| current.max(hold)));
         match &self.settings.on_reauthentication_fails {
@@ -335,7 +335,7 @@ impl ConnectionTask {
         if !self.conn.is_connected() {
             return;
         }
-        tracing::info!("re-authenticating with the stored credential");
+        tracing::debug!("re-authenticating with the stored credential");
         self.auth.set_status(AuthenticationStatus::InProgress);
         let timeout = self.request_timeout(&RequestOptions::default());
         self.send_authenticate(credential, timeout, AuthOrigin::Automatic)

@@ -146,14 +146,24 @@ impl ConnectionTask {
             return;
         }
         let id = ClientRequestId::generate_request(&mut self.settings.rng);
-        let message = match operation {
-            Operation::Read => ClientMessage::Read(ReadRequest::new(id.clone(), route.clone(), params)),
-            Operation::Create | Operation::Update | Operation::Delete | Operation::Listen => {
-                let kind = match operation {
-                    Operation::Create => ModifyKind::Create,
-                    Operation::Update => ModifyKind::Update,
-                    _ => ModifyKind::Delete,
-                };
+        let kind = match operation {
+            Operation::Read => None,
+            Operation::Create => Some(ModifyKind::Create),
+            Operation::Update => Some(ModifyKind::Update),
+            Operation::Delete => Some(ModifyKind::Delete),
+            Operation::Listen => {
+                // Streams go through their own command; a listen here is a bug in this crate.
+                let error = Error::invalid_option(
+                    "operation",
+                    "a listen is not a request; use read_stream".to_owned(),
+                );
+                let _ = reply.send(Err(error));
+                return;
+            }
+        };
+        let message = match kind {
+            None => ClientMessage::Read(ReadRequest::new(id.clone(), route.clone(), params)),
+            Some(kind) => {
                 let body = body.unwrap_or_else(|| Value::Object(Default::default()));
                 ClientMessage::Modify(ModifyRequest::new(id.clone(), kind, route.clone(), body, params))
             }

@@ -26,7 +26,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use url::Url;
 
-use crate::auth::{Authenticated, AuthenticationStatus, CredentialProvider, ReauthenticationCallback};
+use crate::auth::{
+    Authenticated, AuthenticationStatus, Credential, CredentialProvider, ReauthenticationCallback,
+};
 use crate::error::{Error, Operation, Result};
 use crate::options::RequestOptions;
 use crate::policy::ReconnectPolicy;
@@ -67,7 +69,7 @@ pub(crate) enum Command {
     Stream(streams::StreamCommand),
     /// Authenticate with a credential.
     Authenticate {
-        credential: Value,
+        credential: Credential,
         never_timeout: bool,
         reply: oneshot::Sender<Result<Authenticated>>,
     },
