@@ -667,3 +667,77 @@ async fn unsupported_version_over_loopback() {
         ErrorKind::UnsupportedVersion
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn read_lost_in_reconnect_completes() {
+    let server = server().await;
+    server.route(Route::read("items").handler(|_ctx| async move { Ok(Some(json!([1]))) }));
+    let client = connect(&server).await;
+    server.faults().delay_responses(Some(Duration::from_secs(30)));
+
+    let read = tokio::spawn({
+        let client = client.clone();
+        async move {
+            client
+                .read_with("items", (), RequestOptions::never_timeout())
+                .await
+        }
+    });
+    server
+        .wait_for_frame(|frame| frame.route().as_deref() == Some("items"), WAIT)
+        .await
+        .unwrap();
+    server.faults().drop_connections();
+    server.faults().delay_responses(None);
+
+    let output = tokio::time::timeout(WAIT, read)
+        .await
+        .expect("the read completes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(output.value(), Some(&json!([1])));
+    let ids: std::collections::HashSet<String> = server
+        .received_frames()
+        .iter()
+        .filter_map(|frame| frame.client_message())
+        .filter_map(|message| match message {
+            ClientMessage::Read(read) => Some(read.client_request_id.as_str().to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 2, "the read went out again with a new id");
+}
+
+#[tokio::test(start_paused = true)]
+async fn create_lost_in_reconnect_runs_once() {
+    let server = server().await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    server.route(Route::create("orders").handler({
+        let runs = Arc::clone(&runs);
+        move |_ctx| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(Some(json!({"id": 1}))) }
+        }
+    }));
+    let client = connect(&server).await;
+    server.faults().delay_responses(Some(Duration::from_secs(30)));
+
+    let create = tokio::spawn({
+        let client = client.clone();
+        async move { client.create("orders", json!({"n": 1}), ()).await }
+    });
+    server
+        .wait_for_frame(|frame| frame.route().as_deref() == Some("orders"), WAIT)
+        .await
+        .unwrap();
+    server.faults().drop_connections();
+    server.faults().delay_responses(None);
+
+    let error = tokio::time::timeout(WAIT, create)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Timeout);
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the create ran once");
+}

@@ -192,6 +192,7 @@ impl ConnectionTask {
             frame: frame.clone(),
             created_at: now,
             received_by_server: false,
+            sent: connected,
             phase,
             timeout,
             persevere: options.persevere,

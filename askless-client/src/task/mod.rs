@@ -18,7 +18,7 @@ mod streams;
 use std::sync::Arc;
 use std::time::Duration;
 
-use askless_protocol::{ClientIdInternalApp, ConnectionConfiguration};
+use askless_protocol::{ClientIdInternalApp, ClientRequestId, ConnectionConfiguration};
 use askless_transport::Transport;
 use rand::rngs::StdRng;
 use serde_json::Value;
@@ -317,7 +317,10 @@ impl ConnectionTask {
             return;
         }
         self.pending.register_waiting(Instant::now());
-        let frames = self.pending.frames_to_send();
+        let rng = &mut self.settings.rng;
+        let frames = self
+            .pending
+            .frames_to_send(|| ClientRequestId::generate_request(rng));
         if !frames.is_empty() {
             tracing::debug!(count = frames.len(), "sending pending requests");
         }

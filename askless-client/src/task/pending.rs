@@ -50,6 +50,8 @@ pub(crate) struct PendingRequest {
     pub(crate) created_at: Instant,
     /// Set by the server's receipt; stops the periodic retransmission.
     pub(crate) received_by_server: bool,
+    /// Whether the request went out on some connection.
+    pub(crate) sent: bool,
     pub(crate) phase: Phase,
     /// The request timeout, `None` when the request never times out.
     pub(crate) timeout: Option<Duration>,
@@ -245,6 +247,7 @@ impl PendingTable {
             entry.id = id;
             entry.frame = entry.message.encode();
             entry.received_by_server = false;
+            entry.sent = true;
             entry.authentication_error = None;
             frames.push(entry.frame.clone());
             self.register(seq, now);
@@ -279,14 +282,33 @@ impl PendingTable {
         taken.into_iter().filter_map(|seq| self.remove_seq(seq)).collect()
     }
 
-    /// Returns the frames of the requests to send on a new connection: every request except
-    /// those waiting for authentication, in request order.
-    pub(crate) fn frames_to_send(&self) -> Vec<String> {
-        self.entries
-            .values()
-            .filter(|entry| !matches!(entry.phase, Phase::WaitingForAuthentication { .. }))
-            .map(|entry| entry.frame.clone())
-            .collect()
+    /// Returns the frames of the requests to send on a new connection, in request order, and
+    /// marks them sent. Requests waiting for authentication are left out.
+    ///
+    /// A read already sent on an earlier connection gets a new id from `new_id` first: the
+    /// server may have received it, and it drops a repeated id without any answer, so the read
+    /// would never complete. Reads are safe to run twice. Creates, updates and deletes keep
+    /// their id, so the server runs them at most once.
+    pub(crate) fn frames_to_send(&mut self, mut new_id: impl FnMut() -> ClientRequestId) -> Vec<String> {
+        let mut frames = Vec::new();
+        for entry in self.entries.values_mut() {
+            if matches!(entry.phase, Phase::WaitingForAuthentication { .. }) {
+                continue;
+            }
+            if entry.sent && matches!(entry.message, ClientMessage::Read(_)) {
+                let id = new_id();
+                if let Some(seq) = self.by_id.remove(&entry.id) {
+                    self.by_id.insert(id.clone(), seq);
+                }
+                set_request_id(&mut entry.message, id.clone());
+                entry.id = id;
+                entry.frame = entry.message.encode();
+                entry.received_by_server = false;
+            }
+            entry.sent = true;
+            frames.push(entry.frame.clone());
+        }
+        frames
     }
 
     /// Removes requests whose caller stopped waiting.
@@ -366,6 +388,7 @@ mod tests {
             frame: format!("frame {id}"),
             created_at: Instant::now(),
             received_by_server: false,
+            sent: false,
             phase,
             timeout,
             persevere: false,
@@ -474,7 +497,11 @@ mod tests {
         table.insert(entry);
         let error = ErrorBody::new("PENDING_AUTHENTICATION", "authentication is required");
         assert!(table.wait_for_authentication(&ClientRequestId::new("REQ-_a"), None, error));
-        assert!(table.frames_to_send().is_empty());
+        assert!(
+            table
+                .frames_to_send(|| ClientRequestId::new("REQ-_unused"))
+                .is_empty()
+        );
 
         let frames = table.resume_after_authentication(now, || ClientRequestId::new("REQ-_b"));
 
@@ -482,6 +509,20 @@ mod tests {
         assert!(frames[0].contains("REQ-_b"), "{}", frames[0]);
         assert!(table.remove(&ClientRequestId::new("REQ-_a")).is_none());
         assert!(table.remove(&ClientRequestId::new("REQ-_b")).is_some());
+    }
+
+    #[test]
+    fn read_sent_before_gets_new_id() {
+        let mut table = PendingTable::default();
+        let (read, _read_receiver) = request("REQ-_a", Phase::Registered { deadline: None }, None);
+        table.insert(read);
+
+        let first = table.frames_to_send(|| ClientRequestId::new("REQ-_b"));
+        let second = table.frames_to_send(|| ClientRequestId::new("REQ-_c"));
+
+        assert!(first[0].contains("REQ-_a"), "{}", first[0]);
+        assert!(second[0].contains("REQ-_c"), "{}", second[0]);
+        assert!(table.remove(&ClientRequestId::new("REQ-_c")).is_some());
     }
 
     #[test]
