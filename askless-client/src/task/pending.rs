@@ -273,20 +273,23 @@ impl PendingTable {
 
     /// Removes every request that is not waiting for authentication.
     pub(crate) fn take_not_waiting_for_authentication(&mut self) -> Vec<PendingRequest> {
-        let taken: Vec<u64> = self
+        let not_waiting: Vec<u64> = self
             .entries
             .iter()
             .filter(|(_, entry)| !matches!(entry.phase, Phase::WaitingForAuthentication { .. }))
             .map(|(seq, _)| *seq)
             .collect();
-        taken.into_iter().filter_map(|seq| self.remove_seq(seq)).collect()
+        not_waiting
+            .into_iter()
+            .filter_map(|seq| self.remove_seq(seq))
+            .collect()
     }
 
     /// Returns the frames of the requests to send on a new connection, in request order, and
     /// marks them sent. Requests waiting for authentication are left out.
     ///
     /// A read already sent on an earlier connection gets a new id from `new_id` first: the
-    /// server may have received it, and it drops a repeated id without any answer, so the read
+    /// server may have received it, and it drops a repeated id without any response, so the read
     /// would never complete. Reads are safe to run twice. Creates, updates and deletes keep
     /// their id, so the server runs them at most once.
     pub(crate) fn frames_to_send(&mut self, mut new_id: impl FnMut() -> ClientRequestId) -> Vec<String> {
