@@ -70,3 +70,21 @@ pub use stream::{ReadStream, StreamBuffer, StreamOptions, StreamSource, TypedRea
 
 pub use askless_protocol::{AsklessErrorCode, ClientIdInternalApp, ClientVersionCodeSupported, UserId};
 pub use askless_transport::Transport;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    fn assert_send<T: Send + 'static>() {}
+
+    #[test]
+    fn public_types_cross_threads() {
+        assert_send_sync::<AsklessClient>();
+        assert_send_sync::<Error>();
+        assert_send_sync::<ConnectionStatus>();
+        assert_send::<ReadStream>();
+        assert_send::<StatusStream>();
+        assert_send::<StatusListenerGuard>();
+    }
+}
