@@ -445,3 +445,54 @@ async fn configure_error_disconnects_and_retries() {
     let mut watch = client.status_watch();
     watch.wait_for(ConnectionStatus::is_connected).await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn missing_greeting_abandons_socket() {
+    let (transport, mut listener) = askless_transport::memory::listener();
+    let client = client(&transport);
+    let mut statuses = client.status_stream(StatusStreamOptions::default());
+    let mut silent = listener.accept().await.unwrap();
+
+    let started = tokio::time::Instant::now();
+    let closed = silent.recv().await.unwrap_err();
+    let waited = started.elapsed();
+
+    assert_eq!(closed.close_code(), Some(1000));
+    assert_eq!(waited, Duration::from_secs(10));
+    assert_eq!(
+        statuses.next().await.unwrap().disconnection_reason(),
+        Some(&DisconnectionReason::ServerSilent {
+            silence: Duration::from_secs(10)
+        })
+    );
+    let mut retry = Peer::accept(&mut listener).await;
+    retry.configure().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconnect_replaces_healthy_connection() {
+    let (transport, mut listener) = askless_transport::memory::listener();
+    let client = client(&transport);
+    let mut first = Peer::accept(&mut listener).await;
+    first.configure().await;
+    let mut statuses = client.status_stream(StatusStreamOptions::default());
+
+    client.reconnect().await.unwrap();
+    let closed = first.conn.recv().await.unwrap_err();
+    let mut second = Peer::accept(&mut listener).await;
+    second.configure().await;
+
+    assert_eq!(
+        closed.close_code(),
+        Some(1000),
+        "the old socket closes before the new one opens"
+    );
+    assert_eq!(
+        statuses.next().await,
+        Some(ConnectionStatus::Disconnected {
+            reason: DisconnectionReason::ReconnectRequested
+        })
+    );
+    assert_eq!(statuses.next().await, Some(ConnectionStatus::InProgress));
+    assert_eq!(statuses.next().await, Some(ConnectionStatus::Connected));
+}
