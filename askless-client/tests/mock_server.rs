@@ -741,3 +741,56 @@ async fn create_lost_in_reconnect_runs_once() {
     assert_eq!(error.kind(), ErrorKind::Timeout);
     assert_eq!(runs.load(Ordering::SeqCst), 1, "the create ran once");
 }
+
+#[tokio::test(start_paused = true)]
+async fn reconnect_keeps_retry_budget() {
+    let server = server().await;
+    let transport = CountingTransport::default();
+    let attempts = Arc::clone(&transport.attempts);
+    let policy = ReconnectPolicy::default().with_max_attempts(1);
+    let client = AsklessClient::builder(server.url())
+        .transport(transport)
+        .reconnect_policy(policy)
+        .connect()
+        .await
+        .unwrap();
+    drop(server);
+    let mut watch = client.status_watch();
+    tokio::time::timeout(WAIT, watch.wait_for(|status| !status.is_connected()))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::timeout(
+        WAIT,
+        watch.wait_for(|status| {
+            matches!(
+                status.disconnection_reason(),
+                Some(DisconnectionReason::ReconnectAttemptsExhausted { .. })
+            )
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let before = attempts.load(Ordering::SeqCst);
+
+    client.reconnect().await.unwrap();
+    tokio::time::timeout(
+        WAIT,
+        watch.wait_for(|status| {
+            matches!(
+                status.disconnection_reason(),
+                Some(DisconnectionReason::ReconnectAttemptsExhausted { .. })
+            )
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+
+    assert_eq!(
+        attempts.load(Ordering::SeqCst) - before,
+        2,
+        "the reconnect attempt, then one retry"
+    );
+}

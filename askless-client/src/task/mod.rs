@@ -215,8 +215,9 @@ impl ConnectionTask {
                 tracing::info!("reconnection requested by the application");
                 self.retries = 0;
                 self.halted = None;
-                self.drop_link(DisconnectionReason::ReconnectRequested, true)
-                    .await;
+                self.drop_link_quietly(true).await;
+                let reason = DisconnectionReason::ReconnectRequested;
+                self.status.set(ConnectionStatus::Disconnected { reason });
                 self.start_attempt();
                 let _ = done.send(());
             }
