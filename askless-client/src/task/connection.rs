@@ -297,7 +297,7 @@ impl ConnectionTask {
         let previous = std::mem::replace(&mut self.conn, ConnState::Idle { retry_at: None });
         self.timers.stop();
         self.reset_authentication_for_disconnect();
-        self.streams.mark_all_not_live();
+        self.streams.forget_pending_listens();
         if let ConnState::Open(mut link) = previous {
             if send_close {
                 match tokio::time::timeout(CLOSE_TIMEOUT, link.sender.close(NORMAL_CLOSURE, "client closed"))

@@ -153,7 +153,7 @@ impl StreamTable {
 
     /// Forgets listen requests of a connection that ended; live listeners stay live, because
     /// the next pings make the server re-create them.
-    pub(super) fn mark_all_not_live(&mut self) {
+    pub(super) fn forget_pending_listens(&mut self) {
         for listener in &mut self.listeners {
             listener.pending_request_id = None;
         }
