@@ -644,3 +644,81 @@ async fn clear_releases_waiting_stream() {
     assert_eq!(error.kind(), ErrorKind::PendingAuthentication);
     assert!(tokio::time::timeout(WAIT, stream.next()).await.unwrap().is_none());
 }
+
+#[tokio::test(start_paused = true)]
+async fn persevere_request_survives_clear() {
+    let server = server().await;
+    server.route(
+        Route::create("secret")
+            .for_authenticated_users()
+            .handler(|_ctx| async move { Ok(Some(json!(1))) }),
+    );
+    let client = connect(&server).await;
+    let options = askless_client::RequestOptions {
+        never_timeout: true,
+        persevere: true,
+    };
+    let create = tokio::spawn({
+        let client = client.clone();
+        async move { client.create_with("secret", json!({"n": 1}), (), options).await }
+    });
+    server
+        .wait_for_frame(
+            |frame| {
+                frame
+                    .json()
+                    .is_some_and(|json| json["error"]["code"] == "PENDING_AUTHENTICATION")
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    client.clear_authentication().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert!(
+        !create.is_finished(),
+        "a persevere request keeps waiting after the clear"
+    );
+    client.authenticate(json!({"token": "good"})).await.unwrap();
+
+    let output = tokio::time::timeout(WAIT, create)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(output.value(), Some(&json!(1)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn clear_fails_waiting_request() {
+    let server = server().await;
+    server.route(
+        Route::create("secret")
+            .for_authenticated_users()
+            .handler(|_ctx| async move { Ok(Some(json!(1))) }),
+    );
+    let client = connect(&server).await;
+    let create = tokio::spawn({
+        let client = client.clone();
+        async move { client.create("secret", json!({"n": 1}), ()).await }
+    });
+    server
+        .wait_for_frame(
+            |frame| {
+                frame
+                    .json()
+                    .is_some_and(|json| json["error"]["code"] == "PENDING_AUTHENTICATION")
+            },
+            WAIT,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    client.clear_authentication().await.unwrap();
+
+    let error = create.await.unwrap().unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PendingAuthentication);
+}
