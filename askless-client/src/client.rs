@@ -173,7 +173,7 @@ impl AsklessClient {
     /// ([`ErrorKind::Timeout`](crate::ErrorKind::Timeout)). It fails with
     /// [`ErrorKind::NoConnection`](crate::ErrorKind::NoConnection) when the wait for a
     /// connection ran out with no socket open, and with
-    /// [`ErrorKind::Server`](crate::ErrorKind::Server) when the server answered an error.
+    /// [`ErrorKind::Server`](crate::ErrorKind::Server) when the server responded with an error.
     ///
     /// Cancel safe: dropping the future stops waiting, but a request already sent may still
     /// run on the server.

@@ -28,9 +28,9 @@ pub enum StreamSource {
 
 /// How many values a stream keeps when its reader is slower than the server.
 ///
-/// The connection task never waits for a reader: when the buffer is full, the oldest value is
-/// dropped and counted in [`ReadStream::skipped`], so the last value received is always
-/// delivered.
+/// The connection task never waits for a reader. When the buffer is full, the oldest value is
+/// dropped and counted in [`ReadStream::skipped`], so the buffer always keeps the newest value
+/// (the `keep_latest_drops_older_values` test checks this).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum StreamBuffer {
     /// Keep only the latest value. This is the default: a stream is the current value of a

@@ -291,7 +291,8 @@ impl PendingTable {
     /// A read already sent on an earlier connection gets a new id from `new_id` first: the
     /// server may have received it, and it drops a repeated id without any response, so the read
     /// would never complete. Reads are safe to run twice. Creates, updates and deletes keep
-    /// their id, so the server runs them at most once.
+    /// their id, so the server's duplicate filter, which remembers ids for 10 minutes, runs
+    /// them at most once within that time.
     pub(crate) fn frames_to_send(&mut self, mut new_id: impl FnMut() -> ClientRequestId) -> Vec<String> {
         let mut frames = Vec::new();
         for entry in self.entries.values_mut() {
