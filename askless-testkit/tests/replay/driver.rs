@@ -64,8 +64,12 @@ impl Replay {
     ///
     /// Client frames go out as text, binary ones included. A confirm-receipt names the
     /// `serverId` the server sent for the recorded message.
-    pub(crate) async fn run(mut self, transcript: &Transcript) -> Result<(), String> {
-        let start = Instant::now();
+    pub(crate) async fn run(self, transcript: &Transcript) -> Result<(), String> {
+        self.run_from(Instant::now(), transcript).await
+    }
+
+    /// Like [`Replay::run`], with the transcript's time 0 at `start`, which may lie in the past.
+    pub(crate) async fn run_from(mut self, start: Instant, transcript: &Transcript) -> Result<(), String> {
         for entry in &transcript.entries {
             self.play(start, entry)
                 .await

@@ -10,6 +10,11 @@ pub(crate) fn recorded_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../askless-protocol/tests/data/transcripts")
 }
 
+/// Directory of the transcripts recorded against the Askless example servers.
+pub(crate) fn upstream_examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../askless-protocol/tests/data/upstream-examples")
+}
+
 /// What one transcript line records.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum EntryKind {
