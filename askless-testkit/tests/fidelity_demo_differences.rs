@@ -16,7 +16,7 @@ use replay::driver::recv_until;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// A mock with the demo route set and no server-generated products.
+/// Starts a mock with the demo route set and no server-generated products.
 async fn demo_server() -> (MockServer, route_sets::RouteSetTimers) {
     let mut config = route_sets::demo::config();
     config.notify_grace = Duration::ZERO;
