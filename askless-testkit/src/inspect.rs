@@ -1,5 +1,6 @@
 //! Recorded frames and snapshots of the server state, for assertions.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use askless_protocol::{
@@ -36,7 +37,10 @@ pub enum Direction {
 }
 
 /// One text frame seen by the mock.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its `Debug` and `Display` output replace the `credential` of authenticate requests with
+/// `<redacted>`; the `text` field keeps the frame unchanged.
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Frame {
     /// Position among every frame of the server, starting at 0.
@@ -79,13 +83,48 @@ impl Frame {
     }
 }
 
+impl Frame {
+    /// Returns the text with the credential of an authenticate request replaced.
+    pub(crate) fn redacted_text(&self) -> Cow<'_, str> {
+        let Some(Value::Object(mut map)) = self.json() else {
+            return Cow::Borrowed(&self.text);
+        };
+        match map.get_mut("credential") {
+            Some(credential) => {
+                *credential = Value::String(askless_protocol::REDACTED.to_owned());
+                Cow::Owned(Value::Object(map).to_string())
+            }
+            None => Cow::Borrowed(&self.text),
+        }
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frame")
+            .field("index", &self.index)
+            .field("connection", &self.connection)
+            .field("direction", &self.direction)
+            .field("text", &self.redacted_text())
+            .field("at", &self.at)
+            .finish()
+    }
+}
+
 impl fmt::Display for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let arrow = match self.direction {
             Direction::Received => "=>",
             Direction::Sent => "<=",
         };
-        write!(f, "#{} {} {} {}", self.index, self.connection, arrow, self.text)
+        write!(
+            f,
+            "#{} {} {} {}",
+            self.index,
+            self.connection,
+            arrow,
+            self.redacted_text()
+        )
     }
 }
 

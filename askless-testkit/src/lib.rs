@@ -79,7 +79,13 @@
 //! - switch off the periodic tasks a test does not exercise (`liveness_tick` and
 //!   `record_cleanup_tick` accept `None`), so that a long virtual wait does not terminate or
 //!   delete the connection under test;
-//! - set `notify_grace` to zero (or use [`MockConfig::well_behaved`]) unless the test is about it.
+//! - set `notify_grace` to zero (or use [`MockConfig::well_behaved`]) unless the test is about it;
+//! - set `TCP_NODELAY` on the client socket (the mock sets it on its side), because otherwise a
+//!   second small frame waits for a delayed ACK and the clock jumps meanwhile;
+//! - while awaiting a frame that is on its way, keep the clock still for a moment of real time:
+//!   tokio does not auto-advance while a `spawn_blocking` task runs, so racing the wait against
+//!   `spawn_blocking(|| std::thread::sleep(Duration::from_millis(500)))` lets loopback frames
+//!   arrive before any timer fires, even on a loaded machine.
 
 mod authentication;
 pub mod calls;

@@ -243,3 +243,28 @@ async fn reconnection_needs_new_authentication() {
 
     assert_eq!(create["error"]["code"], json!("PENDING_AUTHENTICATION"));
 }
+
+#[tokio::test]
+async fn credentials_stay_out_of_reports() {
+    let server = auth_server().await;
+    let mut client = TestClient::configured(&server.url(), "app1").await;
+    let id = client
+        .send_authenticate("app1", json!({"token": "secret-token-123"}))
+        .await;
+    assert_receipt(&client.recv().await, &id);
+    client.recv().await;
+
+    let frames = server.received_frames();
+    let debug = format!("{frames:?}");
+    let display: Vec<String> = frames.iter().map(ToString::to_string).collect();
+
+    assert!(!debug.contains("secret-token-123"), "{debug}");
+    assert!(
+        display.iter().all(|line| !line.contains("secret-token-123")),
+        "{display:?}"
+    );
+    assert!(
+        frames.iter().any(|f| f.text.contains("secret-token-123")),
+        "raw text stays available"
+    );
+}

@@ -76,7 +76,10 @@ async fn confirm_without_server_id_removes_every_other() {
         )
         .await;
 
-    let resent = client.try_recv(Duration::from_secs(10)).await.expect("a retransmission");
+    let resent = client
+        .try_recv(Duration::from_secs(10))
+        .await
+        .expect("a retransmission");
     let resent: serde_json::Value = serde_json::from_str(&resent).unwrap();
     assert_eq!(resent["serverId"], second["serverId"]);
     client.expect_silence(Duration::from_secs(4)).await;
@@ -231,4 +234,25 @@ async fn receipts_are_never_resent() {
     client.confirm(&response).await;
 
     client.expect_silence(Duration::from_secs(30)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn old_request_ids_are_pruned() {
+    let server = server(quiet_config()).await;
+    let mut client = TestClient::configured(&server.url(), "app1").await;
+    for _ in 0..105 {
+        let response = client.read("counter", json!(null)).await;
+        client.confirm(&response).await;
+    }
+    assert_eq!(server.record("app1").unwrap().remembered_request_ids, 105);
+
+    tokio::time::sleep(Duration::from_secs(11 * 60)).await;
+    let response = client.read("counter", json!(null)).await;
+
+    assert_eq!(
+        response["output"],
+        json!(1),
+        "the mock keeps serving where the reference server freezes"
+    );
+    assert_eq!(server.record("app1").unwrap().remembered_request_ids, 1);
 }
