@@ -14,13 +14,16 @@
 //!
 //! # Status
 //!
-//! Finished: the media side on the `webrtc` crate (0.21.1), the caller and callee state
-//! machines, the [`CallSignalling`] trait they use, and [`MemorySignallingHub`], an in-memory
-//! copy of the server's call routes that the tests run two peers on.
+//! Finished and tested: the media side on the `webrtc` crate (0.21.1), the caller and callee
+//! state machines, the [`CallSignalling`] trait they use, [`AsklessCallSignalling`] (that trait
+//! over an authenticated `askless-client` connection), and [`MemorySignallingHub`], an
+//! in-memory copy of the server's call routes. The tests run two peers in one process, both
+//! through the hub and through `askless-client` against the mock server of `askless-testkit`.
 //!
-//! Not finished: no implementation of [`CallSignalling`] over a real Askless connection yet.
-//! It waits for the client's authentication and listen streams; until then the crate works
-//! only with [`MemorySignallingHub`] or an implementation the application writes.
+//! Not done yet: no call was tried against the Node.js Askless server or a Flutter peer, so
+//! interoperability rests on the recorded frames of the reference server and on the SDP the
+//! `webrtc` crate produces. Only Opus audio and VP8 video tracks can be sent, and there is no
+//! renegotiation (adding or removing a track during a call).
 //!
 //! # Network behaviour
 //!
@@ -65,6 +68,7 @@
 //! # }
 //! ```
 
+mod askless;
 mod client;
 mod error;
 mod incoming;
@@ -76,6 +80,7 @@ mod outgoing;
 mod peer;
 mod signalling;
 
+pub use askless::AsklessCallSignalling;
 pub use client::CallClient;
 pub use error::CallError;
 pub use incoming::{IncomingCalls, ReceivingCall};
