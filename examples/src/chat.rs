@@ -41,7 +41,7 @@ struct Participant {
     color: &'static str,
     client: AsklessClient,
     messages: ReadStream,
-    _status: StatusListenerGuard,
+    status: StatusListenerGuard,
 }
 
 /// Runs the scripted conversation against `url`, printing every message as each user sees it,
@@ -113,7 +113,7 @@ impl Participant {
             color,
             client,
             messages,
-            _status: status,
+            status,
         })
     }
 
@@ -177,7 +177,10 @@ impl Participant {
         }
     }
 
+    /// Drops the stream and closes the connection. The status printer goes first, so that the
+    /// output does not depend on when the closing status arrives.
     async fn leave(self) {
+        drop(self.status);
         drop(self.messages);
         self.client.close().await;
     }

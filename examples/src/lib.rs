@@ -21,6 +21,7 @@ pub mod catalog;
 pub mod chat;
 pub mod random_numbers;
 pub mod session;
+pub mod tour;
 
 pub use console::{Console, init_tracing};
 pub use embedded::{EmbeddedServer, ExampleApp};

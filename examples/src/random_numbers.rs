@@ -20,10 +20,11 @@ pub const ROUTE: &str = "generated-random-number";
 pub async fn run(url: &str, count: usize, console: &Console) -> anyhow::Result<Vec<i64>> {
     console.line(format!("connecting to {url}"));
     let client = AsklessClient::builder(url).connect().await?;
-    let _status = print_status_changes(&client, console, "");
+    let status = print_status_changes(&client, console, "");
     console.line("connected; streaming random numbers");
 
     let outcome = stream_numbers(&client, count, console).await;
+    drop(status);
     client.close().await;
     outcome
 }
