@@ -199,7 +199,7 @@ impl Expect {
     }
 }
 
-/// Checks `expectations` against `frames`; `Err` holds a report of every unmet one.
+/// Checks `expectations` against `frames`; `Err` contains a report of every unmet one.
 pub(crate) fn check(expectations: &[Expect], frames: &[Frame]) -> Result<(), String> {
     let mut report = String::new();
     let mut failed = 0;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::engine::{FrameClass, Outgoing, Shared};
 use crate::inspect::ConnectionId;
 
-/// What happens to responses while they are withheld.
+/// Treatment of responses while they are withheld.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Withhold {
     /// Responses are sent normally. This is the default.
@@ -28,7 +28,7 @@ pub(crate) struct FaultState {
     pub(crate) half_open: bool,
 }
 
-/// What the writer of a connection does with one frame.
+/// Decision of a connection's writer about one frame.
 pub(crate) enum WriteDecision {
     Write { delay: Option<Duration>, copies: usize },
     Skip,

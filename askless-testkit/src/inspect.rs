@@ -27,7 +27,7 @@ impl fmt::Display for ConnectionId {
     }
 }
 
-/// Which way a frame went.
+/// Direction of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// From the client to the mock.
@@ -47,7 +47,7 @@ pub struct Frame {
     pub index: u64,
     /// The connection it travelled on.
     pub connection: ConnectionId,
-    /// Which way it went.
+    /// Direction of travel.
     pub direction: Direction,
     /// The frame's text (binary frames holding UTF-8 are recorded as text).
     pub text: String,

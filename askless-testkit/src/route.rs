@@ -42,7 +42,7 @@ impl fmt::Display for RouteKind {
     }
 }
 
-/// Who may use a route.
+/// Access class of a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Access {
     /// Everybody, with a null user id when not authenticated.
@@ -52,7 +52,7 @@ pub enum Access {
     AuthenticatedUsers,
 }
 
-/// What a route handler receives.
+/// Input of a route handler.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RouteContext {
@@ -135,7 +135,7 @@ type OutputConversion = Arc<dyn Fn(Value) -> Option<Value> + Send + Sync>;
 type ReceivedHookFn = Arc<dyn Fn(&HookContext) + Send + Sync>;
 type ListenerHookFn = Arc<dyn Fn(&ListenerInfo) + Send + Sync>;
 
-/// What an "on received" hook receives, once the client confirmed a successful value.
+/// Input of an "on received" hook, once the client confirmed a successful value.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HookContext {
@@ -155,7 +155,7 @@ pub struct HookContext {
     pub server: ServerHandle,
 }
 
-/// What the start-listening and stop-listening hooks receive.
+/// Input of the start-listening and stop-listening hooks.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct ListenerInfo {

@@ -17,7 +17,7 @@ use crate::authentication::AuthDecision;
 use crate::inspect::{Authentication, ConnectionId};
 use crate::notify::Notify;
 
-/// What the decision step produced.
+/// Result of the decision step.
 enum Outcome {
     Decided(AuthDecision),
     TimedOut,
@@ -85,7 +85,7 @@ fn finish(
         return;
     }
     if !has_client_id {
-        tracing::debug!(client_id = %client_id, "authenticate without clientIdInternalApp answered INTERNAL_ERROR");
+        tracing::debug!(client_id = %client_id, "authenticate without clientIdInternalApp responded with INTERNAL_ERROR");
         state.send_failure(
             client_id,
             client_request_id,
@@ -101,7 +101,7 @@ fn finish(
             locals,
         }) => {
             if is_falsy(&user_id) {
-                tracing::debug!(client_id = %client_id, "authenticate accepted with a falsy user id answered INTERNAL_ERROR");
+                tracing::debug!(client_id = %client_id, "authenticate accepted with a falsy user id responded with INTERNAL_ERROR");
                 state.send_failure(
                     client_id,
                     client_request_id,

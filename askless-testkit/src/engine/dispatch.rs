@@ -1,5 +1,5 @@
 //! Classification of client frames and the handling of configure, read, modify and listen
-//! requests, including the answers of the reference server to malformed frames.
+//! requests, including the responses of the reference server to malformed frames.
 
 use std::sync::Arc;
 
@@ -164,7 +164,13 @@ fn configure(shared: &Arc<Shared>, connection: ConnectionId, request: &Configure
     let Some(conn) = state.connections.get_mut(&connection) else {
         return;
     };
-    conn.client_id = Some(client_id.clone());
+    let previous = conn.client_id.replace(client_id.clone());
+    // A connection configured again under another client id leaves its previous record.
+    if let Some(previous) = previous.filter(|previous| previous != client_id) {
+        if let Some(record) = state.record_mut(&previous).filter(|r| r.connection == Some(connection)) {
+            record.connection = None;
+        }
+    }
     let record = state.record_or_create(client_id);
     record.reset_for_new_session();
     record.connection = Some(connection);
@@ -300,7 +306,7 @@ fn answer_with_handler(
                 state.send_response(&client_id, response, hook);
             }
             Err(RouteError::NoAnswer) => {
-                tracing::debug!(route = %route.name, "handler chose not to answer");
+                tracing::debug!(route = %route.name, "handler chose not to respond");
             }
             Err(RouteError::Failed { code, description }) => {
                 let error = askless_protocol::ErrorBody {
@@ -407,8 +413,8 @@ fn listen_request(
     )
 }
 
-/// Answers a frame the decoder rejected the way the reference server (guarded against its own
-/// crashes) answers it; frames that would crash it are logged and dropped.
+/// Responds to a frame the decoder rejected as the reference server (guarded against its own
+/// crashes) does; frames that would crash it are logged and dropped.
 fn handle_decode_error(
     shared: &Arc<Shared>,
     connection: ConnectionId,
@@ -461,7 +467,7 @@ fn handle_decode_error(
     }
 }
 
-/// A LISTEN without `listenId`: receipt, then the route lookup, then `INTERNAL_ERROR`.
+/// Handles a LISTEN without `listenId`: receipt, then the route lookup, then `INTERNAL_ERROR`.
 fn listen_without_listen_id(
     shared: &Arc<Shared>,
     connection: ConnectionId,

@@ -82,7 +82,7 @@ impl ServerHandle {
     }
 }
 
-/// The DELETE route `askless-internal/authentication`: `{"result":"OK"}` when the record has a
+/// Builds the DELETE route `askless-internal/authentication`, which returns `{"result":"OK"}` when the record has a
 /// user id, `{"result":"NO-OP"}` otherwise. Like the reference server it leaves the record
 /// authenticated unless the quirk is switched off.
 pub(crate) fn logout_route(keeps_authentication: bool) -> Route {

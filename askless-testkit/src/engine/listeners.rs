@@ -14,7 +14,7 @@ use crate::notify::{Notify, NotifyTarget};
 use crate::route::{HookContext, Route, RouteContext, RouteError, RouteKind};
 use crate::server::ServerHandle;
 
-/// Which records a notification visits.
+/// Filter on the records a notification visits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RecordFilter {
     /// Every record.
@@ -350,7 +350,7 @@ pub(crate) fn schedule_notify(shared: &Arc<Shared>, route: &str, notify: Notify,
     }
 }
 
-/// The notifier task: processes notifications in request order, each at its due time.
+/// Processes notifications (the notifier task) in request order, each at its due time.
 pub(crate) async fn notifier(shared: std::sync::Weak<Shared>, mut jobs: mpsc::UnboundedReceiver<NotifyJob>) {
     while let Some(job) = jobs.recv().await {
         tokio::time::sleep_until(job.due).await;

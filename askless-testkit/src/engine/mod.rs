@@ -41,7 +41,7 @@ use crate::route::{Route, RouteContext, RouteResult};
 pub(crate) use records::Record;
 
 /// A piece of work started by a frame (a handler call and what follows it), polled by the
-/// connection that received the frame so that handlers which finish at once answer before the
+/// connection that received the frame so that handlers which finish at once respond before the
 /// next frame is read.
 pub(crate) type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -59,7 +59,7 @@ pub(crate) fn run_deferred(deferred: Deferred) {
 /// The "on received" action of a queued message, run when the client confirms it.
 pub(crate) type ReceivedHook = Arc<dyn Fn(&Arc<Shared>) + Send + Sync>;
 
-/// What the writer of a connection does with a frame; faults apply per class.
+/// Class of an outgoing frame, by which faults apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FrameClass {
     Welcome,
@@ -100,7 +100,7 @@ pub(crate) struct NotifyJob {
     pub(crate) filter: listeners::RecordFilter,
 }
 
-/// Everything the server knows, behind one lock.
+/// The whole server state, behind one lock.
 pub(crate) struct State {
     pub(crate) routes: Vec<Arc<Route>>,
     pub(crate) authenticator: Option<Authenticator>,

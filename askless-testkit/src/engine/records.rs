@@ -243,7 +243,7 @@ pub(crate) fn connection_closed(shared: &Arc<Shared>, connection: ConnectionId) 
     super::run_deferred(deferred);
 }
 
-/// One tick of the liveness task: terminates the connections that sent nothing since the
+/// Runs one tick of the liveness task, which terminates the connections that sent nothing since the
 /// previous tick and unmarks the others.
 pub(crate) fn liveness_tick(shared: &Arc<Shared>) {
     let mut state = shared.lock();
@@ -260,7 +260,7 @@ pub(crate) fn liveness_tick(shared: &Arc<Shared>) {
     }
 }
 
-/// One tick of the record clean-up task.
+/// Runs one tick of the record clean-up task.
 pub(crate) fn cleanup_tick(shared: &Arc<Shared>) {
     let now = Instant::now();
     let config = &shared.config;
