@@ -1,12 +1,12 @@
 //! The catalog app: a signed-in user adds and removes products while the product list streams,
 //! and a user without permission is refused.
 //!
-//! It follows the Flutter app's requests: two streams of `product-list`, with params
-//! `{"search": "", "reversed": false}` and the same with `reversed: true` (never `null` params:
-//! the catalog example server exits on them); authentication with
-//! `{"Authorization": "Bearer abcd"}`; creates on `product` with the body
-//! `{"id": null, "name", "price"}`; deletes on `product` with the params `{"id"}`. A second client
-//! signs in with the rejected credential `"Bearer wrong"` and then tries to add a product.
+//! It sends the Flutter app's requests. It opens two streams of `product-list`, with params
+//! `{"search": "", "reversed": false}` and the same with `reversed: true`. It never sends `null`
+//! params, because the catalog example server exits on them. It authenticates with
+//! `{"Authorization": "Bearer abcd"}`, creates on `product` with the body
+//! `{"id": null, "name", "price"}` and deletes on `product` with the params `{"id"}`. A second
+//! client signs in with the rejected credential `"Bearer wrong"` and then tries to add a product.
 //!
 //! The server may push the same list more than once (it re-pushes every stream after an
 //! authentication) and adds a product by itself every 20 s, so the app waits for the change it
@@ -36,7 +36,7 @@ const NEW_PRODUCTS: [(&str, i64); 2] = [("Keyboard", 30), ("Mouse", 15)];
 /// How long the app waits for a list update after a change.
 const UPDATE_WAIT: Duration = Duration::from_secs(10);
 
-/// What the catalog app did, for tests and callers.
+/// The outcome of a catalog run, for tests and callers.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CatalogReport {
     /// Ids of the products it added, in order.
@@ -44,7 +44,7 @@ pub struct CatalogReport {
     /// Ids of the products it removed.
     pub removed: Vec<i64>,
     /// The errors the user without permission received, in plain words.
-    pub refusals: Vec<String>,
+    pub rejections: Vec<String>,
     /// The last product list it received, oldest product first.
     pub final_list: Value,
 }
@@ -53,14 +53,14 @@ pub struct CatalogReport {
 struct ListView {
     label: &'static str,
     stream: ReadStream,
-    shown: Option<Value>,
+    last_shown: Option<Value>,
 }
 
 /// Runs the catalog app against `url`, printing each step, and returns what it did.
 ///
 /// Fails when a connection fails, when the signed-in user's sign-in, create or delete fails (the
 /// error is printed in plain words first), or when a list update does not arrive within 10 s.
-/// The refusals of the user without permission are expected and printed, not returned as errors.
+/// The rejections of the user without permission are expected and printed, not returned as errors.
 pub async fn run(url: &str, console: &Console) -> anyhow::Result<CatalogReport> {
     console.line(format!("connecting to {url}"));
     let client = AsklessClient::builder(url)
@@ -75,7 +75,7 @@ pub async fn run(url: &str, console: &Console) -> anyhow::Result<CatalogReport> 
     client.close().await;
     let mut report = outcome?;
 
-    report.refusals = show_refusals(url, console).await?;
+    report.rejections = show_rejections(url, console).await?;
     console.line("done");
     Ok(report)
 }
@@ -142,19 +142,19 @@ async fn manage_products(client: &AsklessClient, console: &Console) -> anyhow::R
             .await?;
         report.removed.push(id);
     }
-    report.final_list = list.shown.take().unwrap_or(Value::Null);
+    report.final_list = list.last_shown.take().unwrap_or(Value::Null);
     Ok(report)
 }
 
 /// Connects a second client that signs in with a rejected credential and then tries to add a
-/// product, and returns both refusals in plain words.
-async fn show_refusals(url: &str, console: &Console) -> anyhow::Result<Vec<String>> {
+/// product, and returns both rejections in plain words.
+async fn show_rejections(url: &str, console: &Console) -> anyhow::Result<Vec<String>> {
     console.line("[visitor] connecting");
     let visitor = AsklessClient::builder(url)
         .connect()
         .await
         .context("the visitor could not connect")?;
-    let mut refusals = Vec::new();
+    let mut rejections = Vec::new();
 
     console.line("[visitor] signing in with a wrong credential");
     match visitor
@@ -165,7 +165,7 @@ async fn show_refusals(url: &str, console: &Console) -> anyhow::Result<Vec<Strin
         Err(error) => {
             let message = describe_error(&error);
             console.line(format!("[visitor] error: {message}"));
-            refusals.push(message);
+            rejections.push(message);
         }
     }
 
@@ -179,7 +179,7 @@ async fn show_refusals(url: &str, console: &Console) -> anyhow::Result<Vec<Strin
         Err(error) if error.kind() == ErrorKind::PendingAuthentication || error.is_server() => {
             let message = describe_error(&error);
             console.line(format!("[visitor] error: {message}"));
-            refusals.push(message);
+            rejections.push(message);
         }
         Err(error) => {
             console.line(format!("[visitor] error: {}", describe_error(&error)));
@@ -188,7 +188,7 @@ async fn show_refusals(url: &str, console: &Console) -> anyhow::Result<Vec<Strin
         }
     }
     visitor.close().await;
-    Ok(refusals)
+    Ok(rejections)
 }
 
 impl ListView {
@@ -198,14 +198,14 @@ impl ListView {
         Ok(ListView {
             label,
             stream,
-            shown: None,
+            last_shown: None,
         })
     }
 
     /// Reads lists until one satisfies `done`, printing each list that differs from the last one
     /// printed.
     async fn wait_until(&mut self, console: &Console, done: impl Fn(&Value) -> bool) -> anyhow::Result<()> {
-        if self.shown.as_ref().is_some_and(&done) {
+        if self.last_shown.as_ref().is_some_and(&done) {
             return Ok(());
         }
         loop {
@@ -218,9 +218,9 @@ impl ListView {
                 Ok(None) => anyhow::bail!("the server ended the product list stream"),
                 Err(_) => anyhow::bail!("the product list did not change as expected within {UPDATE_WAIT:?}"),
             };
-            if self.shown.as_ref() != Some(&products) {
+            if self.last_shown.as_ref() != Some(&products) {
                 console.line(format!("{}: {}", self.label, describe_list(&products)));
-                self.shown = Some(products.clone());
+                self.last_shown = Some(products.clone());
             }
             if done(&products) {
                 return Ok(());

@@ -3,8 +3,8 @@
 //!
 //! Like the Flutter app, each user authenticates with `{"myColor": <color>}` (the server takes
 //! the color as the user id), then streams the `message` route and sends with a create on the
-//! same route. The first value of the stream is the whole history; every later value is a list
-//! of new messages to append, so the stream keeps every value instead of only the latest.
+//! same route. The first value of the stream is the whole history, and every later value is a
+//! list of new messages to append. So the stream keeps every value instead of only the latest.
 
 use std::time::Duration;
 
@@ -47,7 +47,7 @@ struct Participant {
 /// Runs the scripted conversation against `url`, printing every message as each user sees it,
 /// and returns those messages in the order they were seen.
 ///
-/// Blue joins and says hello, green joins and answers, blue replies, green leaves, and blue sees
+/// Blue joins and sends a greeting, green joins and answers, blue replies, green leaves, and blue sees
 /// the server's notice that green left. Fails when a connection, a sign-in or a message fails,
 /// or when an expected message does not arrive within 10 s.
 pub async fn run(url: &str, console: &Console) -> anyhow::Result<Vec<SeenMessage>> {

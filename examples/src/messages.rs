@@ -22,7 +22,7 @@ pub fn describe_error(error: &Error) -> String {
         ErrorKind::Credential => {
             format!("sign-in rejected: the server did not accept the credential{server_words}")
         }
-        ErrorKind::Server => format!("the server refused the request on `{route}`{server_words}"),
+        ErrorKind::Server => format!("the server rejected the request on `{route}`{server_words}"),
         ErrorKind::Timeout => match error.timeout() {
             Some(after) => format!("no response from the server on `{route}` within {after:?}"),
             None => format!("no response from the server on `{route}`"),

@@ -42,7 +42,7 @@
 //!     let created = client.create("product", mouse, ()).await?;
 //!     println!("created {:?}", created.value());
 //!
-//!     // The stream sees the new product.
+//!     // The stream receives the new product.
 //!     while let Some(list) = live_products.next().await {
 //!         let list = list?;
 //!         println!("live: {list}");

@@ -54,7 +54,7 @@ async fn catalog_server() -> EmbeddedServer {
     EmbeddedServer::start(ExampleApp::Catalog).await.unwrap()
 }
 
-/// A URL on a loopback port where nothing listens.
+/// Returns a URL on a loopback port where nothing listens.
 fn closed_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("ws://{}", listener.local_addr().unwrap());

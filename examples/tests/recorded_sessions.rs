@@ -118,9 +118,9 @@ async fn chat_interleaves_users_as_recorded() {
 ///
 /// - the recording's viewer V (two unauthenticated streams, an authentication with `{}`, a
 ///   search stream) has no counterpart: the example's owner streams the same two lists;
-/// - the example's owner is the recording's A up to its two creates; it then deletes the
-///   product it created, which the recording's B (user 2) does. Any signed-in user may delete
-///   any product on the catalog server, so the request is the same;
+/// - the example's owner is the recording's A up to its two creates. It then deletes the
+///   product it created, as the recording's B (user 2) does with A's product. Any signed-in
+///   user may delete any product on the catalog server, so the request is the same;
 /// - the owner does not switch back to unauthenticated as A does at the end of the recording;
 /// - the example's visitor is the recording's W: configure, authenticate with a rejected
 ///   credential, create.
@@ -131,7 +131,7 @@ async fn catalog_sends_recorded_requests() {
     let report = catalog::run(&server.url(), &Console::recording()).await.unwrap();
     assert_eq!(report.added, vec![1, 2]);
     assert_eq!(report.removed, vec![1]);
-    assert_eq!(report.refusals.len(), 2, "{:?}", report.refusals);
+    assert_eq!(report.rejections.len(), 2, "{:?}", report.rejections);
 
     let ours = received_requests(server.server());
     let recorded = recorded("catalog.jsonl");

@@ -2,7 +2,7 @@
 //!
 //! It reads, streams, creates, updates and deletes on one route of any server and prints the
 //! output as JSON on standard output. Status and errors go to standard error, and the exit code
-//! tells the kind of failure (see `EXIT_CODES`).
+//! identifies the kind of failure (see `EXIT_CODES`).
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -103,7 +103,7 @@ enum Command {
     },
 }
 
-/// Where to connect and how.
+/// Connection options: the server URL, the credential and the timeout.
 #[derive(Debug, Args)]
 struct ConnectionArgs {
     /// Server URL, ws://host:port or wss://host:port.
