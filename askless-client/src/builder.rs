@@ -15,11 +15,17 @@ use crate::auth::{CredentialFuture, CredentialProvider, ReauthenticationCallback
 use crate::client::AsklessClient;
 use crate::error::{Error, Result};
 use crate::policy::ReconnectPolicy;
+use crate::stats::StatsCounters;
 use crate::status::{ConnectionStatus, StatusPublisher};
 use crate::task::{COMMAND_CAPACITY, ConnectionTask, TaskSettings};
 
+/// Default of [`AsklessClientBuilder::max_pending_requests`]: requests (reads, creates,
+/// updates, deletes) that may wait for a response at once.
+pub const DEFAULT_MAX_PENDING_REQUESTS: usize = 65_536;
+
 /// Builds an [`AsklessClient`]. Created by [`AsklessClient::builder`].
 pub struct AsklessClientBuilder {
+    max_pending_requests: usize,
     url: String,
     transport: Option<Arc<dyn Transport>>,
     request_timeout: Option<Duration>,
@@ -42,6 +48,7 @@ impl fmt::Debug for AsklessClientBuilder {
                 &self.on_reauthentication_fails.is_some(),
             )
             .field("credential_provider", &self.credential_provider.is_some())
+            .field("max_pending_requests", &self.max_pending_requests)
             .finish()
     }
 }
@@ -49,6 +56,7 @@ impl fmt::Debug for AsklessClientBuilder {
 impl AsklessClientBuilder {
     pub(crate) fn new(url: impl Into<String>) -> Self {
         AsklessClientBuilder {
+            max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
             url: url.into(),
             transport: None,
             request_timeout: None,
@@ -119,6 +127,17 @@ impl AsklessClientBuilder {
         self
     }
 
+    /// Sets how many requests (reads, creates, updates and deletes) may be pending at once,
+    /// waiting for a connection or a response. A request made past the limit fails at once with
+    /// [`ErrorKind::TooManyPending`](crate::ErrorKind::TooManyPending) and is never sent, so a
+    /// dead or hostile server cannot make the pending table grow without bound. Streams and
+    /// authentication are not counted. Must be at least 1. Default:
+    /// [`DEFAULT_MAX_PENDING_REQUESTS`] (65 536).
+    pub fn max_pending_requests(mut self, limit: usize) -> Self {
+        self.max_pending_requests = limit;
+        self
+    }
+
     /// Validates the options, starts the connection task and returns the client at once; the
     /// first connection is opened in the background.
     ///
@@ -152,6 +171,12 @@ impl AsklessClientBuilder {
     fn start(self, first_outcome: Option<oneshot::Sender<Result<()>>>) -> Result<AsklessClient> {
         let url = parse_server_url(&self.url)?;
         self.policy.validate()?;
+        if self.max_pending_requests == 0 {
+            return Err(Error::invalid_option(
+                "max_pending_requests",
+                "0 would reject every request; use at least 1".to_owned(),
+            ));
+        }
         let client_id = match self.client_id {
             Some(id) => validate_client_id(id)?,
             None => ClientIdInternalApp::generate(&mut rand::rng()),
@@ -166,6 +191,7 @@ impl AsklessClientBuilder {
             .transport
             .unwrap_or_else(|| Arc::new(WebSocketTransport::default()));
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAPACITY);
+        let stats = Arc::new(StatsCounters::default());
         let (publisher, receivers) = StatusPublisher::new(ConnectionStatus::InProgress);
         let settings = TaskSettings {
             url,
@@ -178,6 +204,8 @@ impl AsklessClientBuilder {
             on_reauthentication_fails: self.on_reauthentication_fails,
             credential_provider: self.credential_provider,
             commands: commands_tx.downgrade(),
+            max_pending_requests: self.max_pending_requests,
+            stats: Arc::clone(&stats),
         };
         let (task, auth_status) = ConnectionTask::new(settings, commands_rx, publisher);
         runtime.spawn(task.run());
@@ -187,6 +215,7 @@ impl AsklessClientBuilder {
             auth_status,
             runtime,
             client_id,
+            stats,
         ))
     }
 }

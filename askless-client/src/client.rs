@@ -13,6 +13,7 @@ use crate::auth::{AuthenticateOptions, Authenticated, AuthenticationStatus};
 use crate::builder::AsklessClientBuilder;
 use crate::error::{Error, Operation, Result};
 use crate::options::RequestOptions;
+use crate::stats::{ClientStats, StatsCounters};
 use crate::status::{
     ConnectionStatus, StatusListenerGuard, StatusReceivers, StatusStream, StatusStreamOptions,
 };
@@ -39,6 +40,7 @@ struct Inner {
     authentication: watch::Receiver<AuthenticationStatus>,
     runtime: tokio::runtime::Handle,
     client_id: ClientIdInternalApp,
+    stats: Arc<StatsCounters>,
 }
 
 impl fmt::Debug for AsklessClient {
@@ -98,6 +100,7 @@ impl AsklessClient {
         authentication: watch::Receiver<AuthenticationStatus>,
         runtime: tokio::runtime::Handle,
         client_id: ClientIdInternalApp,
+        stats: Arc<StatsCounters>,
     ) -> Self {
         AsklessClient {
             inner: Arc::new(Inner {
@@ -107,6 +110,7 @@ impl AsklessClient {
                 authentication,
                 runtime,
                 client_id,
+                stats,
             }),
         }
     }
@@ -114,6 +118,12 @@ impl AsklessClient {
     /// Returns the `clientIdInternalApp` this client uses on every connection.
     pub fn client_id(&self) -> &ClientIdInternalApp {
         &self.inner.client_id
+    }
+
+    /// Returns a snapshot of the client's counters: frames received, malformed frames and
+    /// duplicates ignored, reconnections and more (see [`ClientStats`]).
+    pub fn stats(&self) -> ClientStats {
+        self.inner.stats.snapshot()
     }
 
     /// Returns the current connection status.

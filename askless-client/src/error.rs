@@ -70,6 +70,10 @@ pub enum ErrorKind {
     InvalidOption,
     /// The server does not support this client's version.
     UnsupportedVersion,
+    /// The request was rejected at once because the client already had the maximum number of
+    /// pending requests (see
+    /// [`AsklessClientBuilder::max_pending_requests`](crate::AsklessClientBuilder::max_pending_requests)).
+    TooManyPending,
 }
 
 /// The error of every client operation.
@@ -196,6 +200,15 @@ enum Repr {
         client_code: i64,
         supported: String,
     },
+
+    #[error(
+        "{operation} on route `{route}` was rejected: {limit} requests are already pending; wait for some to complete, or raise max_pending_requests"
+    )]
+    TooManyPending {
+        operation: Operation,
+        route: String,
+        limit: usize,
+    },
 }
 
 impl Error {
@@ -217,6 +230,7 @@ impl Error {
             Repr::InvalidUrl { .. } => ErrorKind::InvalidUrl,
             Repr::InvalidOption { .. } => ErrorKind::InvalidOption,
             Repr::UnsupportedVersion { .. } => ErrorKind::UnsupportedVersion,
+            Repr::TooManyPending { .. } => ErrorKind::TooManyPending,
         }
     }
 
@@ -300,7 +314,8 @@ impl Error {
             | Repr::PendingAuthentication { route, .. }
             | Repr::NotAuthenticated { route, .. }
             | Repr::Decode { route, .. }
-            | Repr::Closed { route, .. } => Some(route),
+            | Repr::Closed { route, .. }
+            | Repr::TooManyPending { route, .. } => Some(route),
             _ => None,
         }
     }
@@ -409,6 +424,14 @@ impl Error {
             route: route.to_owned(),
             target,
             source: Arc::new(source),
+        })
+    }
+
+    pub(crate) fn too_many_pending(operation: Operation, route: &str, limit: usize) -> Self {
+        Error::new(Repr::TooManyPending {
+            operation,
+            route: route.to_owned(),
+            limit,
         })
     }
 

@@ -50,6 +50,7 @@ mod client;
 mod error;
 mod options;
 mod policy;
+mod stats;
 mod status;
 mod stream;
 mod task;
@@ -58,11 +59,12 @@ pub use auth::{
     AuthenticateOptions, Authenticated, AuthenticationStatus, ClearAuthentication, CredentialFuture,
     ReauthenticationFailure,
 };
-pub use builder::AsklessClientBuilder;
+pub use builder::{AsklessClientBuilder, DEFAULT_MAX_PENDING_REQUESTS};
 pub use client::{AsklessClient, Output};
 pub use error::{Error, ErrorKind, Operation, Result};
 pub use options::RequestOptions;
 pub use policy::ReconnectPolicy;
+pub use stats::ClientStats;
 pub use status::{
     ConnectionStatus, DisconnectionReason, StatusListenerGuard, StatusStream, StatusStreamOptions,
 };

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use super::{CLOSE_TIMEOUT, ConnectionTask, FIRST_FRAME_TIMEOUT, NORMAL_CLOSURE};
 use crate::error::Error;
+use crate::stats::bump;
 use crate::status::{ConnectionStatus, DisconnectionReason};
 
 type ConnectFuture = Pin<Box<dyn Future<Output = Result<Connection, TransportError>> + Send>>;
@@ -121,6 +122,7 @@ impl ConnectionTask {
         let transport = Arc::clone(&self.settings.transport);
         let url = self.settings.url.clone();
         tracing::debug!(url = %redacted(&url), retries = self.retries, "opening connection");
+        bump(&self.settings.stats.connection_attempts);
         self.conn = ConnState::Connecting {
             attempt: Box::pin(async move { transport.connect(&url).await }),
         };
@@ -130,6 +132,7 @@ impl ConnectionTask {
         match event {
             ConnEvent::Opened(Ok(connection)) => {
                 tracing::debug!("socket open, waiting for the first frame");
+                bump(&self.settings.stats.connections_opened);
                 let (sender, receiver) = connection.into_split();
                 self.conn = ConnState::Open(OpenLink {
                     sender,

@@ -11,18 +11,26 @@ use tokio::time::Instant;
 use super::pending::{PendingRequest, Phase};
 use super::{ConnectionTask, RequestCommand};
 use crate::error::{Error, Operation};
+use crate::stats::bump;
 
 impl ConnectionTask {
     /// Handles one frame received from the server.
     pub(super) async fn handle_frame(&mut self, text: String) {
         tracing::trace!(frame = %text, "received frame");
+        bump(&self.settings.stats.frames_received);
         if !self.note_frame_arrival().await {
             return;
         }
         let message = match decode_server_frame(&text) {
             Ok(message) => message,
             Err(error) => {
-                tracing::debug!(%error, "ignoring a frame that is not a valid server message");
+                let count = bump(&self.settings.stats.malformed_frames);
+                // Warn for the first ten, then at every power of two, so a flood stays readable.
+                if count <= 10 || count.is_power_of_two() {
+                    tracing::warn!(%error, len = text.len(), count, "ignoring a frame that is not a valid server message");
+                } else {
+                    tracing::debug!(%error, len = text.len(), count, "ignoring a frame that is not a valid server message");
+                }
                 return;
             }
         };
@@ -34,6 +42,7 @@ impl ConnectionTask {
                 return;
             }
             if !self.dedup.observe(server_id.as_str(), Instant::now()) {
+                bump(&self.settings.stats.duplicates_dropped);
                 tracing::debug!(%server_id, "ignoring a repeated server message");
                 return;
             }
@@ -78,6 +87,7 @@ impl ConnectionTask {
             return;
         }
         let Some(request) = self.pending.remove(&response.client_request_id) else {
+            bump(&self.settings.stats.unmatched_responses);
             tracing::debug!(id = %response.client_request_id, "ignoring a response to no pending request");
             return;
         };
@@ -143,6 +153,13 @@ impl ConnectionTask {
         } = command;
         if let Some(error) = &self.halted {
             let _ = reply.send(Err(error.for_request(operation, &route)));
+            return;
+        }
+        let limit = self.settings.max_pending_requests;
+        if self.pending.len() >= limit {
+            let rejected = bump(&self.settings.stats.requests_rejected);
+            tracing::debug!(%route, %operation, limit, rejected, "too many pending requests, rejecting");
+            let _ = reply.send(Err(Error::too_many_pending(operation, &route, limit)));
             return;
         }
         let id = ClientRequestId::generate_request(&mut self.settings.rng);

@@ -32,6 +32,7 @@ use crate::auth::{
 use crate::error::{Error, Operation, Result};
 use crate::options::RequestOptions;
 use crate::policy::ReconnectPolicy;
+use crate::stats::StatsCounters;
 use crate::status::{ConnectionStatus, DisconnectionReason, StatusPublisher};
 
 pub(crate) use self::auth::AUTHENTICATE_CONNECTION_WAIT;
@@ -118,6 +119,10 @@ pub(crate) struct TaskSettings {
     pub(crate) credential_provider: Option<CredentialProvider>,
     /// The task's own command channel, weakly, for handles given to callbacks.
     pub(crate) commands: mpsc::WeakSender<Command>,
+    /// Requests that may be pending at once; more fail with `TooManyPending`.
+    pub(crate) max_pending_requests: usize,
+    /// Counters read by `AsklessClient::stats`.
+    pub(crate) stats: Arc<StatsCounters>,
 }
 
 impl std::fmt::Debug for TaskSettings {
@@ -133,6 +138,7 @@ impl std::fmt::Debug for TaskSettings {
                 &self.on_reauthentication_fails.is_some(),
             )
             .field("credential_provider", &self.credential_provider.is_some())
+            .field("max_pending_requests", &self.max_pending_requests)
             .finish_non_exhaustive()
     }
 }

@@ -91,7 +91,6 @@ impl PendingTable {
         self.entries.insert(seq, request);
     }
 
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
@@ -288,6 +287,7 @@ impl PendingTable {
     /// Returns the frames of the requests to send on a new connection, in request order, and
     /// marks them sent. Requests waiting for authentication are left out.
     ///
+    /// A create, update or delete the server confirmed receiving is not sent again.
     /// A read already sent on an earlier connection gets a new id from `new_id` first: the
     /// server may have received it, and it drops a repeated id without any response, so the read
     /// would never complete. Reads are safe to run twice. Creates, updates and deletes keep
@@ -299,7 +299,15 @@ impl PendingTable {
             if matches!(entry.phase, Phase::WaitingForAuthentication { .. }) {
                 continue;
             }
-            if entry.sent && matches!(entry.message, ClientMessage::Read(_)) {
+            let is_read = matches!(entry.message, ClientMessage::Read(_));
+            if entry.sent && entry.received_by_server && !is_read {
+                // The server has run it or will run it. A server that kept its record sends the
+                // response again on the new connection, and a restarted server has forgotten the
+                // id and would run it a second time, so it is not sent again: it completes with
+                // that response or times out.
+                continue;
+            }
+            if entry.sent && is_read {
                 let id = new_id();
                 if let Some(seq) = self.by_id.remove(&entry.id) {
                     self.by_id.insert(id.clone(), seq);

@@ -13,11 +13,16 @@ use tokio::time::Instant;
 
 use super::ConnectionTask;
 use crate::error::{Error, Operation};
+use crate::stats::bump;
 use crate::stream::{StreamOptions, StreamSource, SubscriberQueue};
 
 /// How long a listener without streams is kept before the pings stop listing it, so that a
 /// stream opened again shortly after reuses it.
 pub(super) const STOP_GRACE: Duration = Duration::from_millis(4500);
+
+/// Values kept for a listener whose listen response has not arrived yet; older ones are
+/// dropped past it.
+const MAX_HELD_VALUES: usize = 256;
 
 /// A request for a new stream.
 #[derive(Debug)]
@@ -81,6 +86,11 @@ struct Listener {
     persevere: bool,
     subscribers: Vec<Arc<SubscriberQueue>>,
     last_value: Option<Value>,
+    /// The last value delivered before the connection of a live listener ended. The server
+    /// re-creates the listener from the next ping and sends its current value again, so the
+    /// first value after that is dropped when it equals this one. A new listen request clears
+    /// it.
+    resumed_from: Option<Value>,
     /// Values that arrived before the listen response, emitted once the listener is live.
     held: Vec<Value>,
     /// Since when the listener has no stream.
@@ -89,6 +99,12 @@ struct Listener {
 
 impl Listener {
     fn emit(&mut self, value: Value) {
+        if let Some(previous) = self.resumed_from.take() {
+            if previous == value {
+                tracing::debug!(listen_id = %self.listen_id, "dropping the unchanged value sent again after a reconnection");
+                return;
+            }
+        }
         for subscriber in &self.subscribers {
             subscriber.push(Ok(value.clone()));
         }
@@ -152,10 +168,12 @@ impl StreamTable {
     }
 
     /// Forgets listen requests of a connection that ended; live listeners stay live, because
-    /// the next pings make the server re-create them.
+    /// the next pings make the server re-create them. The server then sends the current value
+    /// again, so each listener remembers its last value to drop that value if it is unchanged.
     pub(super) fn forget_pending_listens(&mut self) {
         for listener in &mut self.listeners {
             listener.pending_request_id = None;
+            listener.resumed_from = listener.last_value.clone();
         }
     }
 
@@ -227,6 +245,7 @@ impl ConnectionTask {
             persevere: options.persevere,
             subscribers: vec![queue],
             last_value: None,
+            resumed_from: None,
             held: Vec::new(),
             unused_since: None,
         });
@@ -293,6 +312,7 @@ impl ConnectionTask {
             if needs_authentication {
                 tracing::debug!(listen_id = %listener.listen_id, "live stream needs authentication again");
                 listener.live_request_id = None;
+                listener.resumed_from = None;
                 listener.waiting_for_authentication = true;
             }
             return;
@@ -302,6 +322,9 @@ impl ConnectionTask {
             None => {
                 tracing::debug!(listen_id = %listener.listen_id, "stream is live");
                 listener.live_request_id = Some(id.clone());
+                // A new listen, after a login for example, delivers its first value even when
+                // it is unchanged.
+                listener.resumed_from = None;
                 for value in std::mem::take(&mut listener.held) {
                     listener.emit(value);
                 }
@@ -334,6 +357,7 @@ impl ConnectionTask {
             // NOTE: the reference client keeps such a value for 15 s in case its listener becomes
             // live. Here it is dropped. The server sends the listen response first, so only a
             // value that overtakes it would be lost.
+            bump(&self.settings.stats.unknown_listen_ids);
             tracing::debug!(listen_id = %data.listen_id, "ignoring data for an unknown stream");
             return;
         };
@@ -342,6 +366,12 @@ impl ConnectionTask {
         if listener.live_request_id.is_some() {
             listener.emit(value);
         } else {
+            if listener.held.len() >= MAX_HELD_VALUES {
+                // Bounded so a server that floods values before confirming the listen cannot
+                // grow memory; the subscriber buffers keep the newest values anyway.
+                listener.held.remove(0);
+                bump(&self.settings.stats.held_values_dropped);
+            }
             listener.held.push(value);
         }
     }
@@ -349,6 +379,7 @@ impl ConnectionTask {
     /// Ends the streams of a listener the server stopped.
     pub(super) fn handle_stop_listening(&mut self, stop: StopListening) {
         let Some(position) = self.streams.position_by_listen_id(&stop.listen_id) else {
+            bump(&self.settings.stats.unknown_listen_ids);
             tracing::debug!(listen_id = %stop.listen_id, "ignoring stop-listening for an unknown stream");
             return;
         };
