@@ -42,7 +42,8 @@
 //!     let created = client.create("product", mouse, ()).await?;
 //!     println!("created {:?}", created.value());
 //!
-//!     // The stream receives the new product.
+//!     // The stream receives the new product. Like the Askless server, the mock holds pushes
+//!     // back until it is 4 s old, so here the update takes up to 4 s.
 //!     while let Some(list) = live_products.next().await {
 //!         let list = list?;
 //!         println!("live: {list}");
