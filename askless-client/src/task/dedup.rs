@@ -5,8 +5,10 @@
 //! for 10 minutes after it was last seen; a repeated id is confirmed again but not processed.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::Duration;
 
+use askless_protocol::{ServerId, ServerMessage};
 use tokio::time::Instant;
 
 /// How long an id is remembered after it was last seen.
@@ -15,6 +17,28 @@ pub(crate) const REMEMBER_FOR: Duration = Duration::from_secs(10 * 60);
 /// Upper bound of remembered ids. Past it the oldest are forgotten even if younger than
 /// [`REMEMBER_FOR`], so a flood of messages cannot grow the memory without limit.
 pub(crate) const MAX_REMEMBERED: usize = 100_000;
+
+/// Returns the key under which `message` is remembered: its `serverId`, followed for a listener
+/// value by a fingerprint of its output.
+///
+/// The server gives a listener value only 5 random alphanumerics of its own
+/// (`NEW-xxxxx-<listenId>`), so a busy stream reuses ids. The birthday bound over 62^5 ids
+/// estimates 5 reused ids in 100 000 values of one listener. A retransmission repeats the output
+/// unchanged, so the fingerprint keeps a new value with a reused id from being taken for a
+/// repeat.
+// NOTE: a reused id that also carries the same output as the earlier value is still dropped.
+pub(crate) fn dedup_key(message: &ServerMessage, server_id: &ServerId) -> String {
+    match message {
+        ServerMessage::NewDataForListener(data) => {
+            let mut hasher = DefaultHasher::new();
+            serde_json::to_string(&data.output)
+                .unwrap_or_default()
+                .hash(&mut hasher);
+            format!("{}#{:016x}", server_id.as_str(), hasher.finish())
+        }
+        _ => server_id.as_str().to_owned(),
+    }
+}
 
 /// Server ids seen recently, with the time each was last seen.
 #[derive(Debug, Default)]
@@ -68,6 +92,41 @@ impl ServerIdMemory {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn new_data(server_id: &str, output: serde_json::Value) -> ServerMessage {
+        let text = serde_json::json!({
+            "output": output,
+            "listenId": "LIS-L1",
+            "_class_type_newDataForListener": "_",
+            "dataType": "NewDataForListener",
+            "serverId": server_id,
+        })
+        .to_string();
+        askless_protocol::decode_server_frame(&text).unwrap()
+    }
+
+    fn key_of(message: &ServerMessage) -> String {
+        dedup_key(message, message.server_id_to_confirm().unwrap())
+    }
+
+    #[test]
+    fn reused_listener_id_with_new_output_is_new() {
+        let mut memory = ServerIdMemory::default();
+        let now = Instant::now();
+        let first = new_data("NEW-abcde-LIS-L1", serde_json::json!(1));
+        let repeat = new_data("NEW-abcde-LIS-L1", serde_json::json!(1));
+        let reused = new_data("NEW-abcde-LIS-L1", serde_json::json!(2));
+
+        assert!(memory.observe(&key_of(&first), now));
+        assert!(
+            !memory.observe(&key_of(&repeat), now),
+            "a retransmission is a repeat"
+        );
+        assert!(
+            memory.observe(&key_of(&reused), now),
+            "another output is a new value"
+        );
+    }
 
     #[test]
     fn repeated_id_is_not_new() {

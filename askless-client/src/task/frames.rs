@@ -8,6 +8,7 @@ use askless_protocol::{
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::dedup;
 use super::pending::{PendingRequest, Phase};
 use super::{ConnectionTask, RequestCommand};
 use crate::error::{Error, Operation};
@@ -41,7 +42,8 @@ impl ConnectionTask {
             if !self.confirm(server_id.clone()).await {
                 return;
             }
-            if !self.dedup.observe(server_id.as_str(), Instant::now()) {
+            let key = dedup::dedup_key(&message, &server_id);
+            if !self.dedup.observe(&key, Instant::now()) {
                 bump(&self.settings.stats.duplicates_dropped);
                 tracing::debug!(%server_id, "ignoring a repeated server message");
                 return;
