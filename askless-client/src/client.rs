@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::auth::{AuthenticateOptions, Authenticated, AuthenticationStatus};
 use crate::builder::AsklessClientBuilder;
 use crate::error::{Error, Operation, Result};
+use crate::introspect::StateSizes;
 use crate::options::RequestOptions;
 use crate::stats::{ClientStats, StatsCounters};
 use crate::status::{
@@ -433,6 +434,21 @@ impl AsklessClient {
             .await
             .map_err(|_| Error::closed(Some(Operation::Listen), route))?;
         Ok(ReadStream::new(queue, route.to_owned()))
+    }
+
+    /// Returns the sizes of the connection task's tables: listeners, open streams, pending
+    /// requests and de-duplication entries. Meant for leak tests, not a stable API.
+    ///
+    /// Fails with [`ErrorKind::Closed`](crate::ErrorKind::Closed) after [`close`](Self::close).
+    #[doc(hidden)]
+    pub async fn state_sizes(&self) -> Result<StateSizes> {
+        let (reply, sizes) = oneshot::channel();
+        self.inner
+            .commands
+            .send(Command::StateSizes { reply })
+            .await
+            .map_err(|_| Error::closed(None, ""))?;
+        sizes.await.map_err(|_| Error::closed(None, ""))
     }
 
     /// Drops the current connection, if any, and connects again at once with a fresh retry

@@ -48,6 +48,7 @@ mod auth;
 mod builder;
 mod client;
 mod error;
+mod introspect;
 mod options;
 mod policy;
 mod stats;
@@ -69,6 +70,9 @@ pub use status::{
     ConnectionStatus, DisconnectionReason, StatusListenerGuard, StatusStream, StatusStreamOptions,
 };
 pub use stream::{ReadStream, StreamBuffer, StreamOptions, StreamSource, TypedReadStream};
+
+#[doc(hidden)]
+pub use introspect::StateSizes;
 
 pub use askless_protocol::{AsklessErrorCode, ClientIdInternalApp, ClientVersionCodeSupported, UserId};
 pub use askless_transport::Transport;

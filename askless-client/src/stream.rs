@@ -162,6 +162,13 @@ impl ReadStream {
         self.queue.lock().skipped
     }
 
+    /// Returns how many values wait in the buffer to be read: at most 1 with
+    /// [`StreamBuffer::KeepLatest`] and at most the capacity with [`StreamBuffer::Bounded`]. An
+    /// error that ended the stream counts as one value.
+    pub fn buffered_len(&self) -> usize {
+        self.queue.lock().events.len()
+    }
+
     /// Turns the stream into one that deserializes every value into `T`.
     pub fn json<T: DeserializeOwned>(self) -> TypedReadStream<T> {
         TypedReadStream {

@@ -61,12 +61,13 @@ impl ServerIdMemory {
     }
 
     /// Returns the number of remembered ids.
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.last_seen.len()
     }
 
-    fn prune(&mut self, now: Instant) {
+    /// Forgets the ids last seen 10 minutes or more before `now`, and the oldest ones past the
+    /// size bound.
+    pub(crate) fn prune(&mut self, now: Instant) {
         while let Some((id, seen)) = self.order.front() {
             let current = self.last_seen.get(id).copied();
             let stale_entry = current != Some(*seen);

@@ -68,6 +68,10 @@ pub(crate) enum Command {
     Close { done: oneshot::Sender<()> },
     /// Subscribe to a stream.
     Stream(streams::StreamCommand),
+    /// Report the sizes of the task's tables.
+    StateSizes {
+        reply: oneshot::Sender<crate::introspect::StateSizes>,
+    },
     /// Authenticate with a credential.
     Authenticate {
         credential: Credential,
@@ -243,6 +247,16 @@ impl ConnectionTask {
                     .await;
             }
             Command::Stream(command) => self.handle_stream_command(command).await,
+            Command::StateSizes { reply } => {
+                self.dedup.prune(Instant::now());
+                let sizes = crate::introspect::StateSizes {
+                    listeners: self.streams.listener_count(),
+                    open_streams: self.streams.open_stream_count(),
+                    pending_requests: self.pending.len(),
+                    dedup_entries: self.dedup.len(),
+                };
+                let _ = reply.send(sizes);
+            }
         }
     }
 

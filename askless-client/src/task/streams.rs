@@ -132,6 +132,19 @@ pub(super) struct StreamTable {
 }
 
 impl StreamTable {
+    pub(super) fn listener_count(&self) -> usize {
+        self.listeners.len()
+    }
+
+    /// Returns how many streams are attached and not dropped by their readers.
+    pub(super) fn open_stream_count(&self) -> usize {
+        self.listeners
+            .iter()
+            .flat_map(|listener| &listener.subscribers)
+            .filter(|subscriber| !subscriber.is_dropped())
+            .count()
+    }
+
     fn position_by_key(&self, key: &StreamKey) -> Option<usize> {
         self.listeners
             .iter()
