@@ -26,8 +26,8 @@ pub struct ClientStats {
     /// Listener values and stop-listening messages ignored because no stream has their
     /// `listenId`.
     pub unknown_listen_ids: u64,
-    /// Listener values dropped because a stream's listen was not confirmed yet and more values
-    /// than the hold limit (256) arrived for it; the newest values are kept.
+    /// Listener values dropped while a stream's listen was not confirmed yet, because more than
+    /// 256 values arrived for it. The newest 256 values are kept.
     pub held_values_dropped: u64,
     /// Sockets opened to the server, the first one included.
     pub connections_opened: u64,

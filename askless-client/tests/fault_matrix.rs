@@ -216,7 +216,7 @@ async fn fixture(op: Op) -> Fixture {
 }
 
 /// Counts the call requests the server executed. The mock runs a request id once per client
-/// record and forgets its records on a restart, so the count is the number of distinct request
+/// record and clears its records on a restart, so the count is the number of distinct request
 /// ids received before the restart plus those received after it.
 fn call_executions(server: &MockServer, restarted_at: Option<Instant>) -> usize {
     let mut before = Vec::new();
@@ -425,7 +425,7 @@ async fn count_values(stream: &mut ReadStream, expected: &Value, window: Duratio
     count
 }
 
-/// A stream cell: the stream is open before the fault, the change is notified while the
+/// Runs a stream cell: the stream opens before the fault, the change is notified while the
 /// fault is active, and the delivered values are counted.
 async fn run_stream_case(fault: Fault) -> Outcome {
     let fixture = fixture(Op::Stream).await;
