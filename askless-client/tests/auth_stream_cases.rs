@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use askless_client::{
-    AsklessClient, AuthenticationStatus, ConnectionStatus, ErrorKind, ReadStream, StreamBuffer, StreamOptions,
+    AsklessClient, AuthenticationStatus, ConnectionStatus, ErrorKind, ReadStream, StatusListenerGuard,
+    StreamBuffer, StreamOptions,
 };
 use askless_protocol::ClientMessage;
 use askless_testkit::{AuthDecision, MockServer, Notify, Route, RouteError};
@@ -343,12 +344,16 @@ async fn restart_delivers_each_change_once() {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn status_handler_subscriptions_do_not_multiply() {
-    const RECONNECTS: usize = 5;
-    let server = server().await;
-    value_route(&server, "counter", Arc::new(Mutex::new(json!(0))));
-    let client = connect(&server).await;
+/// The stream a status handler opened last, how many it opened, and its guard.
+type Subscriptions = (
+    Arc<Mutex<Option<ReadStream>>>,
+    Arc<AtomicUsize>,
+    StatusListenerGuard,
+);
+
+/// Installs a status handler that opens a stream of `counter` with `params` every time the
+/// client connects, replacing (and so dropping) the stream it opened before.
+fn subscribe_on_connect(client: &AsklessClient, params: Value) -> Subscriptions {
     let live: Arc<Mutex<Option<ReadStream>>> = Arc::new(Mutex::new(None));
     let opened = Arc::new(AtomicUsize::new(0));
     let guard = client.on_status_change({
@@ -362,17 +367,27 @@ async fn status_handler_subscriptions_do_not_multiply() {
             let client = client.clone();
             let live = Arc::clone(&live);
             let opened = Arc::clone(&opened);
+            let params = params.clone();
             tokio::spawn(async move {
                 let stream = client
-                    .read_stream_with("counter", (), bounded(64))
+                    .read_stream_with("counter", params, bounded(64))
                     .await
                     .expect("the stream opens");
-                // Replacing the previous stream drops it.
                 *live.lock().unwrap() = Some(stream);
                 opened.fetch_add(1, Ordering::SeqCst);
             });
         }
     });
+    (live, opened, guard)
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_handler_subscriptions_do_not_multiply() {
+    const RECONNECTS: usize = 5;
+    let server = server().await;
+    value_route(&server, "counter", Arc::new(Mutex::new(json!(0))));
+    let client = connect(&server).await;
+    let (live, opened, guard) = subscribe_on_connect(&client, Value::Null);
 
     for reconnect in 1..=RECONNECTS {
         client.reconnect().await.unwrap();
@@ -632,4 +647,188 @@ async fn unauthenticated_ping_cycle_stops() {
         .expect("the stream listens again after the login");
     server.notify_changes("inbox", Notify::all().override_value(json!({"user": 7, "n": 2})));
     wait_for_value(&mut stream, &json!({"user": 7, "n": 2})).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn login_racing_stream_starts_once() {
+    let server = server().await;
+    inbox_route(&server);
+    server.authenticate_with(|_credential| async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        AuthDecision::user(7)
+    });
+    let client = connect(&server).await;
+
+    let mut stream = client.read_stream("inbox", ()).await.unwrap();
+    client.authenticate(json!({"token": "good"})).await.unwrap();
+
+    assert_eq!(next_value(&mut stream).await, json!({"user": 7}));
+    tokio::time::sleep(PING_INTERVAL * 6).await;
+    assert!(
+        listens(&server, "inbox") <= 2,
+        "at most one listen after the login"
+    );
+    assert!(pending_authentication_errors(&server) <= 1);
+    assert_eq!(server.listener_count("inbox"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn offline_stream_starts_after_login() {
+    let server = server().await;
+    inbox_route(&server);
+    let address = server.address();
+    let client = connect(&server).await;
+    drop(server);
+    wait_disconnected(&client).await;
+
+    let mut stream = client.read_stream("inbox", ()).await.unwrap();
+    let server = MockServer::builder()
+        .well_behaved()
+        .configure(|config| config.record_cleanup_tick = None)
+        .bind_address(address)
+        .start()
+        .await;
+    accept_good_token(&server);
+    inbox_route(&server);
+    wait_connected(&client).await;
+    wait_for_pending_authentication(&server).await;
+    client.authenticate(json!({"token": "good"})).await.unwrap();
+
+    assert_eq!(next_value(&mut stream).await, json!({"user": 7}));
+    tokio::time::sleep(PING_INTERVAL * 6).await;
+    assert_eq!(listens(&server, "inbox"), 2);
+    assert_eq!(pending_authentication_errors(&server), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_resumes_authenticated_stream() {
+    let server = server().await;
+    let value = Arc::new(Mutex::new(json!(1)));
+    server.route(Route::read("inbox").for_authenticated_users().handler({
+        let value = Arc::clone(&value);
+        move |ctx| {
+            let current = json!({"user": ctx.user_id.map(|id| id.to_value()), "n": *value.lock().unwrap()});
+            async move { Ok(Some(current)) }
+        }
+    }));
+    let client = connect(&server).await;
+    client.authenticate(json!({"token": "good"})).await.unwrap();
+    let mut stream = client.read_stream_with("inbox", (), bounded(16)).await.unwrap();
+    assert_eq!(next_value(&mut stream).await, json!({"user": 7, "n": 1}));
+
+    *value.lock().unwrap() = json!(2);
+    server.restart().await;
+    wait_for_value(&mut stream, &json!({"user": 7, "n": 2})).await;
+    tokio::time::sleep(PING_INTERVAL * 6).await;
+
+    assert_eq!(authenticates(&server), 2);
+    assert_eq!(
+        pending_authentication_errors(&server),
+        0,
+        "pings list no stream before the re-authentication"
+    );
+    assert_eq!(server.listener_count("inbox"), 1);
+    server.notify_changes("inbox", Notify::all().override_value(json!("change")));
+    tokio::time::sleep(PING_INTERVAL * 2).await;
+    assert_eq!(drain(&mut stream), [json!("change")]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn login_again_with_reference_quirks() {
+    let server = MockServer::builder()
+        .configure(|config| config.record_cleanup_tick = None)
+        .start()
+        .await;
+    accept_good_token(&server);
+    server.route(
+        Route::read("orders")
+            .for_authenticated_users()
+            .handler(|ctx| async move {
+                Ok(Some(
+                    json!({"own": [{"owner": ctx.user_id.map(|id| id.to_value())}]}),
+                ))
+            }),
+    );
+    let client = connect(&server).await;
+    client.authenticate(json!({"token": "good"})).await.unwrap();
+    let mut stream = client.read_stream_with("orders", (), bounded(16)).await.unwrap();
+    let expected = json!({"own": [{"owner": 7}]});
+    assert_eq!(next_value(&mut stream).await, expected);
+
+    client.clear_authentication().await.unwrap();
+    tokio::time::sleep(PING_INTERVAL * 3).await;
+    drain(&mut stream);
+    client.authenticate(json!({"token": "good"})).await.unwrap();
+
+    assert_eq!(next_value(&mut stream).await, expected);
+    tokio::time::sleep(PING_INTERVAL * 6).await;
+    assert_eq!(server.listener_count("orders"), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_handler_survives_dropped_connections() {
+    const DROPS: usize = 4;
+    let server = server().await;
+    value_route(&server, "counter", Arc::new(Mutex::new(json!(0))));
+    let client = connect(&server).await;
+    let (live, opened, guard) = subscribe_on_connect(&client, json!({"n": 1}));
+
+    for drop_number in 1..=DROPS {
+        server.faults().drop_connections();
+        wait_disconnected(&client).await;
+        tokio::time::timeout(WAIT, async {
+            while opened.load(Ordering::SeqCst) < drop_number {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the status handler opened a stream");
+    }
+    tokio::time::sleep(STOP_GRACE_AND_PING).await;
+    let mut stream = live.lock().unwrap().take().expect("a live stream");
+    drain(&mut stream);
+    server.notify_changes("counter", Notify::all().override_value(json!("change")));
+    tokio::time::sleep(PING_INTERVAL * 3).await;
+
+    assert_eq!(drain(&mut stream), [json!("change")]);
+    assert_eq!(server.listener_count("counter"), 1);
+    drop(guard);
+}
+
+#[tokio::test(start_paused = true)]
+async fn connection_lost_during_login_settles() {
+    let server = server().await;
+    server.authenticate_with(|_credential| async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        AuthDecision::user(7)
+    });
+    let client = connect(&server).await;
+
+    let login = tokio::spawn({
+        let client = client.clone();
+        async move { client.authenticate(json!({"token": "good"})).await }
+    });
+    server
+        .wait_for_frame(
+            |frame| matches!(frame.client_message(), Some(ClientMessage::Authenticate(_))),
+            WAIT,
+        )
+        .await
+        .unwrap();
+    server.faults().drop_connections();
+    let outcome = tokio::time::timeout(WAIT, login)
+        .await
+        .expect("the login settles")
+        .unwrap();
+    tokio::time::sleep(PING_INTERVAL * 2).await;
+
+    let status = client.authentication_status();
+    assert_ne!(status, AuthenticationStatus::InProgress);
+    assert_eq!(
+        outcome.is_ok(),
+        matches!(status, AuthenticationStatus::Authenticated { .. }),
+        "{outcome:?} against {status:?}"
+    );
+    let again = client.authenticate(json!({"token": "good"})).await;
+    assert!(again.is_ok(), "{again:?}");
 }
