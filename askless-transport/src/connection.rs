@@ -57,9 +57,13 @@ pub trait FrameSender: Send + fmt::Debug {
     ///
     /// The reason is truncated to 123 bytes, at a UTF-8 character boundary,
     /// because a close frame's payload is limited to 125 bytes. Codes that RFC
-    /// 6455 reserves for local use (1005, 1006, 1015) must not be sent: a
-    /// WebSocket peer replaces them with 1002 (protocol error). To make the peer
-    /// report 1006, drop the connection with [`Connection::abort`] instead. Calling close
+    /// 6455 reserves for local use (1006, 1015) must not be sent: a WebSocket
+    /// peer replaces them with 1002 (protocol error). To make the peer report
+    /// 1006, drop the connection with [`Connection::abort`] instead. With
+    /// [`NO_STATUS_RECEIVED`](crate::NO_STATUS_RECEIVED) (1005) the WebSocket
+    /// transport sends a close frame without status code and reason, which the
+    /// peer reports as 1005, as the Askless server does when it deletes a client
+    /// record. Calling close
     /// again after a successful close has no further effect. The receiving half
     /// then returns the peer's acknowledgement as
     /// [`TransportError::ClosedByPeer`].

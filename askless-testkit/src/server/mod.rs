@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use askless_protocol::{ClientIdInternalApp, UserId};
+use askless_transport::WebSocketListener;
 use serde_json::Value;
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -340,8 +340,8 @@ impl MockServer {
                 ),
             ));
         }
-        let listener = TcpListener::bind(address).await?;
-        let address = listener.local_addr()?;
+        let listener = socket::bind(address, config.max_frame_size).await?;
+        let address = listener.local_addr();
         let (jobs, job_queue) = mpsc::unbounded_channel();
         let quirks = config.quirks;
         let shared = Arc::new(Shared::new(config, jobs));
@@ -391,17 +391,17 @@ impl MockServer {
             state.records.clear();
             state.started_at = Instant::now();
         }
-        let listener = rebind(self.address).await;
+        let listener = rebind(self.address, self.shared.config.max_frame_size).await;
         let task = tokio::spawn(socket::accept_loop(self.shared.clone(), listener));
         *self.accept_task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         tracing::info!(address = %self.address, "mock Askless server restarted");
     }
 }
 
-async fn rebind(address: SocketAddr) -> TcpListener {
+async fn rebind(address: SocketAddr, max_frame_size: usize) -> WebSocketListener {
     let mut last_error = None;
     for _ in 0..50 {
-        match TcpListener::bind(address).await {
+        match socket::bind(address, max_frame_size).await {
             Ok(listener) => return listener,
             Err(error) => last_error = Some(error),
         }

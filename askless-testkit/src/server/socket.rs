@@ -1,79 +1,76 @@
-//! The WebSocket side: the accept loop and one task per connection.
-//!
-//! NOTE: this is a private adapter over tokio-tungstenite until `askless-transport` offers its
-//! server-side `WebSocketListener`; only this file touches sockets.
+//! The WebSocket side: the accept loop and one task per connection, on `askless-transport`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use askless_transport::{
+    Connection as TransportConnection, ErrorKind, FrameReceiver, FrameSender, ListenerOptions,
+    NO_STATUS_RECEIVED, WebSocketListener,
+};
+use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
-use futures_util::{SinkExt as _, StreamExt as _};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::engine::{Connection, FrameClass, Outgoing, Shared, Work, dispatch, records};
 use crate::faults::WriteDecision;
 use crate::inspect::{ConnectionId, Direction};
 
+/// Binds a WebSocket listener that accepts frames and messages up to `max_frame_size` bytes.
+///
+/// The transport sets `TCP_NODELAY` on every accepted socket. Without it a second small frame
+/// waits for the client's delayed ACK, which under paused tokio time lets the clock jump past
+/// the client's timeout.
+pub(crate) async fn bind(address: SocketAddr, max_frame_size: usize) -> std::io::Result<WebSocketListener> {
+    let options = ListenerOptions::default()
+        .with_max_frame_size(max_frame_size)
+        .with_max_message_size(max_frame_size);
+    WebSocketListener::bind_with_options(address, options)
+        .await
+        .map_err(std::io::Error::other)
+}
+
 /// Accepts connections until the task is aborted; aborting it also aborts every connection task.
-pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+pub(crate) async fn accept_loop(shared: Arc<Shared>, mut listener: WebSocketListener) {
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
         match listener.accept().await {
-            Ok((stream, peer)) => {
-                connections.spawn(serve(shared.clone(), stream, peer));
+            Ok(connection) => {
+                connections.spawn(serve(shared.clone(), connection));
             }
             Err(error) => {
-                tracing::warn!(%error, "accepting a TCP connection failed; retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                tracing::warn!(%error, "the WebSocket listener stopped accepting connections");
+                return;
             }
         }
     }
 }
 
-async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    // Without TCP_NODELAY a second small frame waits for the client's delayed ACK, which under
-    // paused tokio time lets the clock jump past the client's timeout.
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%peer, %error, "setting TCP_NODELAY failed");
-    }
-    let max = shared.config.max_frame_size;
-    let config = WebSocketConfig::default()
-        .max_frame_size(Some(max))
-        .max_message_size(Some(max));
-    let socket = match tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
-        Ok(socket) => socket,
-        Err(error) => {
-            tracing::debug!(%peer, %error, "WebSocket handshake failed");
-            return;
-        }
-    };
+async fn serve(shared: Arc<Shared>, connection: TransportConnection) {
+    let peer = connection.info().peer_addr;
     let (outbox, outgoing) = mpsc::unbounded_channel();
     let kill = Arc::new(tokio::sync::Notify::new());
-    let connection = register(&shared, outbox.clone(), kill.clone());
-    tracing::info!(connection = connection.get(), %peer, "connection opened");
+    let id = register(&shared, outbox.clone(), kill.clone());
+    tracing::info!(connection = id.get(), ?peer, "connection opened");
     let _ = outbox.send(Outgoing::Frame {
         text: askless_protocol::marker::WELCOME_TEXT.to_owned(),
         class: FrameClass::Welcome,
     });
     drop(outbox);
 
-    let (sink, stream) = socket.split();
+    let (sender, receiver) = connection.into_split();
     let mut in_flight: FuturesUnordered<Work> = FuturesUnordered::new();
     tokio::select! {
-        () = read_loop(&shared, connection, stream, &kill, &mut in_flight) => {}
-        () = write_loop(&shared, connection, sink, outgoing) => {}
+        () = read_loop(&shared, id, receiver, &kill, &mut in_flight) => {}
+        () = write_loop(&shared, id, sender, outgoing) => {}
     }
-    records::connection_closed(&shared, connection);
+    records::connection_closed(&shared, id);
     if !in_flight.is_empty() {
         // Handlers still running keep going: their responses are queued in the record.
         tokio::spawn(async move { while in_flight.next().await.is_some() {} });
     }
+    // Dropping both halves here ends the connection without a close frame, unless one was sent.
 }
 
 fn register(
@@ -96,13 +93,10 @@ fn register(
     connection
 }
 
-type Stream = futures_util::stream::SplitStream<WebSocketStream<TcpStream>>;
-type Sink = futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>;
-
 async fn read_loop(
     shared: &Arc<Shared>,
     connection: ConnectionId,
-    mut stream: Stream,
+    mut receiver: Box<dyn FrameReceiver>,
     kill: &tokio::sync::Notify,
     in_flight: &mut FuturesUnordered<Work>,
 ) {
@@ -114,18 +108,15 @@ async fn read_loop(
                 return;
             }
             Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-            message = stream.next() => match message {
-                Some(Ok(Message::Text(text))) => on_text(shared, connection, text.as_str(), in_flight),
-                Some(Ok(Message::Binary(bytes))) => match std::str::from_utf8(&bytes) {
-                    Ok(text) => on_text(shared, connection, text, in_flight),
-                    Err(_) => tracing::warn!(connection = connection.get(), "binary frame is not UTF-8; dropped"),
-                },
-                Some(Ok(_)) => {}
-                Some(Err(error)) => {
-                    tracing::debug!(connection = connection.get(), %error, "connection read failed");
+            received = receiver.recv() => match received {
+                Ok(text) => on_text(shared, connection, &text, in_flight),
+                Err(error) if error.kind() == ErrorKind::InvalidUtf8 => {
+                    tracing::warn!(connection = connection.get(), %error, "binary frame is not UTF-8; dropped");
+                }
+                Err(error) => {
+                    tracing::debug!(connection = connection.get(), %error, "connection ended");
                     return;
                 }
-                None => return,
             },
         }
     }
@@ -156,7 +147,7 @@ fn on_text(
 async fn write_loop(
     shared: &Arc<Shared>,
     connection: ConnectionId,
-    mut sink: Sink,
+    mut sender: Box<dyn FrameSender>,
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     while let Some(command) = outgoing.recv().await {
@@ -167,7 +158,7 @@ async fn write_loop(
                     connection = connection.get(),
                     "closing with a close frame without status code"
                 );
-                let _ = sink.send(Message::Close(None)).await;
+                let _ = sender.close(NO_STATUS_RECEIVED, "").await;
                 continue;
             }
         };
@@ -179,7 +170,7 @@ async fn write_loop(
             tokio::time::sleep(delay).await;
         }
         for _ in 0..copies {
-            if sink.send(Message::text(text.clone())).await.is_err() {
+            if sender.send(text.clone()).await.is_err() {
                 // The reader notices the broken connection and ends the connection.
                 std::future::pending::<()>().await;
             }
@@ -187,5 +178,5 @@ async fn write_loop(
             shared.record_frame(connection, Direction::Sent, text.clone());
         }
     }
-    // The connection entry was removed (server restart): terminate without close frame.
+    // The connection entry was removed (server restart or drop): end without close frame.
 }

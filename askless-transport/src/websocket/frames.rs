@@ -75,12 +75,13 @@ impl FrameSender for WebSocketSender {
     async fn close(&mut self, code: u16, reason: &str) -> Result<(), TransportError> {
         let reason = truncate_close_reason(reason);
         tracing::debug!(peer = %self.peer, code, "sending close frame");
-        let frame = CloseFrame {
+        // 1005 never travels on the wire: it is how a peer reports a close frame without status.
+        let frame = (code != NO_STATUS_RECEIVED).then(|| CloseFrame {
             code: code.into(),
             reason: reason.to_owned().into(),
-        };
+        });
         self.sink
-            .send(Message::Close(Some(frame)))
+            .send(Message::Close(frame))
             .await
             .map_err(|error| map_ws_error(error, Direction::Outgoing, "sending a close frame"))
     }
