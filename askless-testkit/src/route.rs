@@ -52,8 +52,8 @@ pub enum Access {
     AuthenticatedUsers,
 }
 
-/// Input of a route handler.
-#[derive(Debug, Clone)]
+/// Input of a route handler. Its `Debug` output leaves out `locals`, which may hold tokens.
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct RouteContext {
     /// The route name.
@@ -79,7 +79,23 @@ pub struct RouteContext {
     pub server: ServerHandle,
 }
 
-/// How a handler fails, or declines to answer.
+impl fmt::Debug for RouteContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouteContext")
+            .field("route", &self.route)
+            .field("kind", &self.kind)
+            .field("params", &self.params)
+            .field("body", &self.body)
+            .field("user_id", &self.user_id)
+            .field("claims", &self.claims)
+            .field("locals", &askless_protocol::REDACTED)
+            .field("client_id", &self.client_id)
+            .field("listen_id", &self.listen_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a handler fails, or declines to respond.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteError {
     /// The request fails with an `error` object whose members are exactly these.

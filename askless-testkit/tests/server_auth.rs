@@ -268,3 +268,17 @@ async fn credentials_stay_out_of_reports() {
         "raw text stays available"
     );
 }
+
+#[tokio::test]
+async fn route_context_debug_hides_locals() {
+    let server = auth_server().await;
+    server.route(Route::read("debug").handler(|ctx| async move { Ok(Some(json!(format!("{ctx:?}")))) }));
+    let mut client = TestClient::configured(&server.url(), "app1").await;
+    authenticate(&mut client, "good-42").await;
+
+    let response = client.read("debug", json!(null)).await;
+
+    let debug = response["output"].as_str().unwrap();
+    assert!(debug.contains("user_id"), "{debug}");
+    assert!(!debug.contains("User 42"), "{debug}");
+}
