@@ -10,8 +10,8 @@
 //!
 //! The state is kept per user id for the whole server, not per connection:
 //!
-//! - `signal[A→B]`: the last signalling object user A posted for user B (offer, answer or
-//!   rejection);
+//! - `signal[A→B]`: the last signalling object user A posted for user B: the body of its call
+//!   request or acceptance without `remoteUserId`, or a rejection;
 //! - `ice[A→B]`: the last ICE candidate list A posted for B;
 //! - `pending[B]`: the users whose call request to B is unanswered, oldest first. Once created
 //!   for B the list stays, possibly empty, and that matters: an accept is refused with
@@ -92,10 +92,9 @@ pub enum CallEffect {
     },
     /// Send nothing for the CREATE request after its receipt.
     ///
-    /// The reference server process dies on a call response without `remoteUserId` or with the
-    /// responding user's own id. The mock stays up, logs the reason and sends nothing more.
-    // NOTE: the mock treats a missing `remoteUserId` on the other CREATE call routes the same
-    // way; what the reference server does there was not recorded.
+    /// The reference server's handler throws, and its process dies, on a call response without
+    /// `remoteUserId` or with the responding user's own id, and on a body that is not an
+    /// object. The mock stays up, logs the reason and sends nothing more.
     NoResponse {
         /// The reason the request gets no response, for the log.
         reason: &'static str,

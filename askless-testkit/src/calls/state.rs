@@ -75,14 +75,14 @@ impl CallSignalling {
     /// is not a JSON object. The engine then sends nothing for that value.
     pub fn read(&self, route: &str, user: Option<&UserId>, params: &Value) -> Option<Value> {
         match route {
-            routes::CALL_RECEIVE => Some(self.receive_value(user)),
+            routes::CALL_RECEIVE => self.receive_value(user),
             routes::LISTEN_FOR_A_CALL => {
                 let params = params.as_object()?;
-                Some(self.listen_for_a_call_value(user, params.get("remoteUserId")))
+                Some(self.listen_for_a_call_value(user, params))
             }
             routes::ICE_CANDIDATE_LIST => {
                 let params = params.as_object()?;
-                Some(self.ice_candidate_list_value(user, params.get("remoteUserId")))
+                Some(self.ice_candidate_list_value(user, params))
             }
             _ => None,
         }
@@ -140,7 +140,7 @@ impl CallSignalling {
         let mut effects = Effects::default();
 
         if contains_strict(&self.alone, user) {
-            self.clean_up(user, &remote, &mut effects);
+            self.clean_up(user, &Remote::user(&remote), &mut effects);
         } else {
             self.alone.push(remote.clone());
             effects.push(CallEffect::Notify {
@@ -153,7 +153,7 @@ impl CallSignalling {
 
         if self.is_pending_between(user, &remote) {
             for (from, to) in [(user, &remote), (&remote, user)] {
-                self.clean_up(from, to, &mut effects);
+                self.clean_up(from, &Remote::user(to), &mut effects);
                 effects.push(CallEffect::Notify {
                     route: routes::LISTEN_FOR_A_CALL,
                     to_user: to.clone(),
@@ -168,8 +168,8 @@ impl CallSignalling {
     /// Runs the "on received" hook: `user` confirmed a pushed `value` of its listener on
     /// `route` with `params`.
     ///
-    /// A listen-for-a-call value whose `callAccepted` is `false` (a rejection or a cancellation)
-    /// cleans up the call of `user` and the peer. An ICE-candidate-list value deletes the
+    /// A listen-for-a-call value whose `callAccepted` is `false` (a rejection or a cancellation;
+    /// compared like JavaScript's `==`) cleans up the call of `user` and the peer. An ICE-candidate-list value deletes the
     /// candidates the peer posted for `user`.
     pub fn on_value_acknowledged(
         &mut self,
@@ -178,16 +178,23 @@ impl CallSignalling {
         params: &Value,
         value: &Value,
     ) -> Vec<CallEffect> {
-        let (Some(user), Some(remote)) = (user, remote_user_id_of(params)) else {
+        let (Some(user), Some(params)) = (user, params.as_object()) else {
             return Vec::new();
         };
         let mut effects = Effects::default();
         match route {
-            routes::LISTEN_FOR_A_CALL if value.get("callAccepted") == Some(&Value::Bool(false)) => {
-                self.clean_up(user, &remote, &mut effects);
+            // The reference server tests `callAccepted == false`, so 0 and "" count as well.
+            routes::LISTEN_FOR_A_CALL if loosely_false(value.get("callAccepted")) => {
+                match Remote::of(params) {
+                    Ok(remote) => self.clean_up(user, &remote, &mut effects),
+                    Err(()) => {
+                        tracing::debug!("listener params.remoteUserId has an unsupported type; no clean-up")
+                    }
+                }
             }
             routes::ICE_CANDIDATE_LIST => {
-                self.ice.remove(&(js_key(&remote), js_key(user)));
+                self.ice
+                    .remove(&(js_property_key(params.get("remoteUserId")), js_key(user)));
             }
             _ => {}
         }
@@ -215,46 +222,53 @@ impl CallSignalling {
         self.ice.get(&(js_key(from), js_key(to)))
     }
 
-    /// `call/request` by `caller`: queue the call for the callee and store the offer.
+    /// `call/request` by `caller`: queue the call for the callee and store the request.
+    ///
+    /// The stored signal is the whole body without `remoteUserId`, as the reference server
+    /// stores it. A body without `remoteUserId` queues the call under JavaScript's `undefined`
+    /// key and still succeeds.
     fn request(&mut self, caller: &UserId, body: &Value) -> Vec<CallEffect> {
-        let Some(callee) = remote_user_id_of(body) else {
-            return no_response("body.remoteUserId is missing or is neither a number nor a string");
+        let Some(body) = body.as_object() else {
+            return no_response("the body is not an object");
+        };
+        let Ok(callee) = Remote::of(body) else {
+            return no_response(UNSUPPORTED_REMOTE);
         };
         self.pending
-            .entry(js_key(&callee))
+            .entry(callee.key.clone())
             .or_default()
             .push(caller.clone());
+        self.signal
+            .insert((js_key(caller), callee.key.clone()), without_remote(body));
 
-        let mut signal = Map::new();
-        copy_field(body, "sdp", &mut signal);
-        copy_field(body, "additionalData", &mut signal);
-        self.signal.insert((js_key(caller), js_key(&callee)), signal);
-
-        vec![
-            CallEffect::Respond {
-                output: json!({"info": "You requested a call"}),
-            },
-            CallEffect::Notify {
+        let mut effects = vec![CallEffect::Respond {
+            output: json!({"info": "You requested a call"}),
+        }];
+        if let Some(callee) = callee.id {
+            effects.push(CallEffect::Notify {
                 route: routes::CALL_RECEIVE,
                 to_user: callee,
                 where_remote_user_id: None,
                 value: None,
-            },
-        ]
+            });
+        }
+        effects
     }
 
     /// `call/response` by `callee`: accept or reject the call of `body.remoteUserId`.
     fn respond(&mut self, callee: &UserId, body: &Value) -> Vec<CallEffect> {
-        let Some(caller) = remote_user_id_of(body) else {
-            return no_response("body.remoteUserId is missing or is neither a number nor a string");
+        let Some(body) = body.as_object() else {
+            return no_response("the body is not an object");
+        };
+        let Ok(Remote { id: Some(caller), .. }) = Remote::of(body) else {
+            return no_response("body.remoteUserId is missing, null, or neither a number nor a string");
         };
         if caller.loosely_equals(callee) {
             return no_response("body.remoteUserId is the responding user's own id");
         }
         let accepted = is_truthy(body.get("callAccepted"));
 
-        let mut signal = Map::new();
-        if accepted {
+        let signal = if accepted {
             if !self.pending.contains_key(&js_key(callee)) {
                 return vec![CallEffect::Fail {
                     error: ErrorBody::new(
@@ -263,21 +277,21 @@ impl CallSignalling {
                     ),
                 }];
             }
-            signal.insert("callAccepted".into(), Value::Bool(true));
-            copy_field(body, "sdp", &mut signal);
-            copy_field(body, "additionalData", &mut signal);
+            without_remote(body)
         } else {
+            let additional_data = match body.get("additionalData") {
+                None | Some(Value::Null) => Value::Object(Map::new()),
+                Some(value) => value.clone(),
+            };
+            let mut signal = Map::new();
             signal.insert("callClosed".into(), Value::Bool(true));
             signal.insert("callAccepted".into(), Value::Bool(false));
-            let additional_data = match body.get("additionalData") {
-                Some(value) if is_truthy(Some(value)) => value.clone(),
-                _ => Value::Object(Map::new()),
-            };
             signal.insert("additionalData".into(), additional_data);
-        }
+            signal
+        };
         self.signal.insert((js_key(callee), js_key(&caller)), signal);
         if let Some(callers) = self.pending.get_mut(&js_key(callee)) {
-            callers.retain(|waiting| !strictly_equals(waiting, &caller));
+            remove_one_strict(callers, &caller);
         }
 
         let verb = if accepted { "accepted" } else { "rejected" };
@@ -296,10 +310,13 @@ impl CallSignalling {
 
     /// `ice-candidate-list` create by `sender`: replace the list for the peer and tell it.
     fn publish_ice_candidates(&mut self, sender: &UserId, body: &Value) -> Vec<CallEffect> {
-        let Some(receiver) = remote_user_id_of(body) else {
-            return no_response("body.remoteUserId is missing or is neither a number nor a string");
+        let Some(body) = body.as_object() else {
+            return no_response("the body is not an object");
         };
-        let key = (js_key(sender), js_key(&receiver));
+        let Ok(receiver) = Remote::of(body) else {
+            return no_response(UNSUPPORTED_REMOTE);
+        };
+        let key = (js_key(sender), receiver.key.clone());
         match body.get("iceCandidateList") {
             Some(list) => {
                 self.ice.insert(key, list.clone());
@@ -308,57 +325,88 @@ impl CallSignalling {
                 self.ice.remove(&key);
             }
         }
-        vec![
-            CallEffect::Respond { output: json!({}) },
-            CallEffect::Notify {
+        let mut effects = vec![CallEffect::Respond { output: json!({}) }];
+        if let Some(receiver) = receiver.id {
+            effects.push(CallEffect::Notify {
                 route: routes::ICE_CANDIDATE_LIST,
                 to_user: receiver,
                 where_remote_user_id: None,
                 value: None,
-            },
-        ]
+            });
+        }
+        effects
     }
 
     /// `call/close` by `user`: clean up and tell the peer's channel about `user`.
     fn close(&mut self, user: &UserId, body: &Value) -> Vec<CallEffect> {
-        let Some(remote) = remote_user_id_of(body) else {
-            return no_response("body.remoteUserId is missing or is neither a number nor a string");
+        let Some(body) = body.as_object() else {
+            return no_response("the body is not an object");
+        };
+        let Ok(remote) = Remote::of(body) else {
+            return no_response(UNSUPPORTED_REMOTE);
         };
         let mut effects = Effects::default();
         self.clean_up(user, &remote, &mut effects);
         effects.push(CallEffect::Respond { output: json!({}) });
-        effects.push(CallEffect::Notify {
-            route: routes::LISTEN_FOR_A_CALL,
-            to_user: remote,
-            where_remote_user_id: Some(user.clone()),
-            value: Some(json!({"callClosed": true})),
-        });
+        if let Some(remote) = remote.id {
+            effects.push(CallEffect::Notify {
+                route: routes::LISTEN_FOR_A_CALL,
+                to_user: remote,
+                where_remote_user_id: Some(user.clone()),
+                value: Some(json!({"callClosed": true})),
+            });
+        }
         effects.into_vec()
     }
 
     /// Clean-up of the call between `x` and `y`: stop-listening events for every
     /// listen-for-a-call listener of both users' first records, then the state of the pair is
     /// forgotten.
-    fn clean_up(&mut self, x: &UserId, y: &UserId, effects: &mut Effects) {
-        for user in [x, y] {
+    fn clean_up(&mut self, x: &UserId, y: &Remote, effects: &mut Effects) {
+        effects.push(CallEffect::StopListeningAll {
+            user: x.clone(),
+            route: routes::LISTEN_FOR_A_CALL,
+        });
+        if let Some(y) = &y.id {
             effects.push(CallEffect::StopListeningAll {
-                user: user.clone(),
+                user: y.clone(),
                 route: routes::LISTEN_FOR_A_CALL,
             });
         }
-        let (x_key, y_key) = (js_key(x), js_key(y));
+        let (x_key, y_key) = (js_key(x), y.key.clone());
         for pair in [(x_key.clone(), y_key.clone()), (y_key.clone(), x_key.clone())] {
             self.signal.remove(&pair);
             self.ice.remove(&pair);
         }
         if let Some(callers) = self.pending.get_mut(&y_key) {
-            callers.retain(|waiting| !strictly_equals(waiting, x));
+            remove_one_strict(callers, x);
         }
-        if let Some(callers) = self.pending.get_mut(&x_key) {
-            callers.retain(|waiting| !strictly_equals(waiting, y));
+        if let Some(y) = &y.id {
+            if let Some(callers) = self.pending.get_mut(&x_key) {
+                remove_one_strict(callers, y);
+            }
+            // The reference server then compares each list with the other user's id using
+            // JavaScript's `==`, which joins the list into a string first: a list that is now
+            // exactly `[y]` (a repeated request) is deleted, as if it had never existed.
+            if self
+                .pending
+                .get(&x_key)
+                .is_some_and(|list| list_loosely_equals(list, y))
+            {
+                self.pending.remove(&x_key);
+            }
+        }
+        if self
+            .pending
+            .get(&y_key)
+            .is_some_and(|list| list_loosely_equals(list, x))
+        {
+            self.pending.remove(&y_key);
         }
         remove_one_strict(&mut self.alone, x);
-        remove_one_strict(&mut self.alone, y);
+        if let Some(y) = &y.id {
+            remove_one_strict(&mut self.alone, y);
+        }
     }
 
     fn is_pending_between(&self, a: &UserId, b: &UserId) -> bool {
@@ -370,65 +418,148 @@ impl CallSignalling {
         waits_for(b, a) || waits_for(a, b)
     }
 
-    fn receive_value(&self, user: Option<&UserId>) -> Value {
-        let first_caller = user
-            .and_then(|user| self.pending.get(&js_key(user)))
-            .and_then(|callers| callers.first());
-        let (Some(user), Some(caller)) = (user, first_caller) else {
-            return json!({"hasCallRequest": false});
+    /// Returns `None` when the first caller has no stored request, where the reference
+    /// server's handler throws.
+    fn receive_value(&self, user: Option<&UserId>) -> Option<Value> {
+        let user_key = user.map_or_else(|| UNDEFINED.to_owned(), js_key);
+        let Some(caller) = self.pending.get(&user_key).and_then(|callers| callers.first()) else {
+            return Some(json!({"hasCallRequest": false}));
         };
+        let signal = self.signal.get(&(js_key(caller), user_key))?;
         let mut value = Map::new();
         value.insert("hasCallRequest".into(), Value::Bool(true));
         value.insert("remoteUserId".into(), caller.to_value());
-        if let Some(signal) = self.signal(caller, user) {
-            for (key, field) in signal {
-                value.insert(key.clone(), field.clone());
-            }
+        for (key, field) in signal {
+            value.insert(key.clone(), field.clone());
         }
-        Value::Object(value)
+        Some(Value::Object(value))
     }
 
-    fn listen_for_a_call_value(&self, user: Option<&UserId>, remote: Option<&Value>) -> Value {
-        let remote = remote.and_then(UserId::from_value);
+    fn listen_for_a_call_value(&self, user: Option<&UserId>, params: &Map<String, Value>) -> Value {
+        let remote = params.get("remoteUserId");
+        let user_key = user.map_or_else(|| UNDEFINED.to_owned(), js_key);
         let mut value = Map::new();
-        if let (Some(user), Some(remote)) = (user, remote.as_ref()) {
-            if let Some(signal) = self.signal(remote, user) {
-                value.extend(signal.clone());
-            }
+        if let Some(signal) = self.signal.get(&(js_property_key(remote), user_key)) {
+            value.extend(signal.clone());
         }
         if let Some(remote) = remote {
-            value.insert("remoteUserId".into(), remote.to_value());
+            value.insert("remoteUserId".into(), remote.clone());
         }
         Value::Object(value)
     }
 
-    fn ice_candidate_list_value(&self, user: Option<&UserId>, remote: Option<&Value>) -> Value {
-        let remote = remote.and_then(UserId::from_value);
+    fn ice_candidate_list_value(&self, user: Option<&UserId>, params: &Map<String, Value>) -> Value {
+        let remote = params.get("remoteUserId");
+        let user_key = user.map_or_else(|| UNDEFINED.to_owned(), js_key);
         let mut value = Map::new();
-        if let Some(remote) = remote.as_ref() {
-            value.insert("remoteUserId".into(), remote.to_value());
+        if let Some(remote) = remote {
+            value.insert("remoteUserId".into(), remote.clone());
         }
-        let list = match (user, remote.as_ref()) {
-            (Some(user), Some(remote)) => self.ice_candidates(remote, user).cloned(),
-            _ => None,
+        let list = match self.ice.get(&(js_property_key(remote), user_key)) {
+            None | Some(Value::Null) => json!([]),
+            Some(list) => list.clone(),
         };
-        value.insert(
-            "iceCandidateList".into(),
-            list.filter(|list| is_truthy(Some(list)))
-                .unwrap_or_else(|| json!([])),
-        );
+        value.insert("iceCandidateList".into(), list);
         Value::Object(value)
+    }
+}
+
+/// Reason logged when `remoteUserId` has a type the mock does not follow JavaScript with.
+// NOTE: the reference server would carry on with such a value (a boolean compares loosely with
+// the user ids 0 and 1); the mock only follows numbers, strings, null and a missing member.
+const UNSUPPORTED_REMOTE: &str = "body.remoteUserId is neither a number, a string nor null";
+
+/// The property key JavaScript uses for `undefined`.
+const UNDEFINED: &str = "undefined";
+
+/// The `remoteUserId` of a body: its JavaScript property key, and the user id when it is one.
+#[derive(Debug, Clone)]
+struct Remote {
+    key: String,
+    id: Option<UserId>,
+}
+
+impl Remote {
+    /// Reads `remoteUserId`; `Err` for a boolean, array or object.
+    fn of(object: &Map<String, Value>) -> Result<Remote, ()> {
+        match object.get("remoteUserId") {
+            None | Some(Value::Null) => Ok(Remote {
+                key: js_property_key(object.get("remoteUserId")),
+                id: None,
+            }),
+            Some(value) => {
+                let id = UserId::from_value(value).ok_or(())?;
+                Ok(Remote {
+                    key: js_key(&id),
+                    id: Some(id),
+                })
+            }
+        }
+    }
+
+    fn user(id: &UserId) -> Remote {
+        Remote {
+            key: js_key(id),
+            id: Some(id.clone()),
+        }
+    }
+}
+
+/// Returns the body without `remoteUserId`, which is what the reference server stores.
+fn without_remote(body: &Map<String, Value>) -> Map<String, Value> {
+    let mut stored = body.clone();
+    stored.remove("remoteUserId");
+    stored
+}
+
+/// Converts an optional JSON value to the property key JavaScript uses for it in a template
+/// string (`undefined` for a missing value).
+fn js_property_key(value: Option<&Value>) -> String {
+    match value {
+        None => UNDEFINED.to_owned(),
+        Some(Value::Null) => "null".to_owned(),
+        Some(Value::Bool(flag)) => flag.to_string(),
+        Some(Value::Number(number)) => js_key(&UserId::Number(number.clone())),
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::Null => String::new(),
+                other => js_property_key(Some(other)),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        Some(Value::Object(_)) => "[object Object]".to_owned(),
+    }
+}
+
+/// Compares a list of user ids with a user id like JavaScript's `==`: the list becomes its
+/// elements joined by commas, then that string is compared with the id.
+fn list_loosely_equals(list: &[UserId], id: &UserId) -> bool {
+    let joined = list.iter().map(js_key).collect::<Vec<_>>().join(",");
+    let empty = joined.is_empty();
+    UserId::String(joined).loosely_equals(id) || (empty && number_is_zero(id))
+}
+
+fn number_is_zero(id: &UserId) -> bool {
+    matches!(id, UserId::Number(number) if number.as_f64() == Some(0.0))
+}
+
+/// Returns whether `value == false` holds in JavaScript, for the values a client can send.
+fn loosely_false(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Bool(flag)) => !flag,
+        Some(Value::Number(number)) => number.as_f64() == Some(0.0),
+        Some(Value::String(text)) => {
+            let trimmed = text.trim();
+            trimmed.is_empty() || trimmed.parse::<f64>().is_ok_and(|number| number == 0.0)
+        }
+        _ => false,
     }
 }
 
 fn no_response(reason: &'static str) -> Vec<CallEffect> {
     vec![CallEffect::NoResponse { reason }]
-}
-
-fn copy_field(from: &Value, key: &str, into: &mut Map<String, Value>) {
-    if let Some(value) = from.get(key) {
-        into.insert(key.to_owned(), value.clone());
-    }
 }
 
 /// Reads `remoteUserId` from a body or params object.

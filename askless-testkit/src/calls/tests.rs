@@ -499,3 +499,145 @@ fn call_route_names_are_recognised() {
             .is_none()
     );
 }
+
+#[test]
+fn request_stores_whole_body() {
+    let mut state = CallSignalling::new();
+    create(
+        &mut state,
+        routes::CALL_REQUEST,
+        1,
+        json!({"remoteUserId": 2, "sdp": offer(), "additionalData": {}, "extra": [1]}),
+    );
+    assert_eq!(
+        read(&state, routes::CALL_RECEIVE, 2, Value::Null),
+        json!({"hasCallRequest": true, "remoteUserId": 1, "sdp": offer(), "additionalData": {}, "extra": [1]})
+    );
+    assert_eq!(
+        read(&state, LFAC, 2, remote(1)),
+        json!({"sdp": offer(), "additionalData": {}, "extra": [1], "remoteUserId": 1})
+    );
+}
+
+#[test]
+fn accept_stores_whole_body() {
+    let mut state = CallSignalling::new();
+    ring(&mut state, 1, 2);
+    create(
+        &mut state,
+        routes::CALL_RESPONSE,
+        2,
+        json!({"callAccepted": 1, "remoteUserId": 1, "sdp": answer(), "note": "hi"}),
+    );
+    assert_eq!(
+        read(&state, LFAC, 1, remote(2)),
+        json!({"callAccepted": 1, "sdp": answer(), "note": "hi", "remoteUserId": 2})
+    );
+}
+
+#[test]
+fn rejection_keeps_falsy_additional_data() {
+    let mut state = CallSignalling::new();
+    ring(&mut state, 3, 4);
+    create(
+        &mut state,
+        routes::CALL_RESPONSE,
+        4,
+        json!({"remoteUserId": 3, "callAccepted": false, "additionalData": ""}),
+    );
+    assert_eq!(
+        read(&state, LFAC, 3, remote(4)),
+        json!({"callClosed": true, "callAccepted": false, "additionalData": "", "remoteUserId": 4})
+    );
+}
+
+#[test]
+fn creates_without_remote_user_succeed() {
+    let mut state = CallSignalling::new();
+    assert_eq!(
+        create(&mut state, routes::CALL_REQUEST, 1, json!({"sdp": offer()})),
+        vec![respond(json!({"info": "You requested a call"}))]
+    );
+    // The call is queued under JavaScript's `undefined` key, which is the key of a read
+    // without user id.
+    assert_eq!(
+        state.read(routes::CALL_RECEIVE, None, &Value::Null),
+        Some(json!({"hasCallRequest": true, "remoteUserId": 1, "sdp": offer()}))
+    );
+    assert_eq!(
+        create(
+            &mut state,
+            routes::ICE_CANDIDATE_LIST,
+            1,
+            json!({"iceCandidateList": []})
+        ),
+        vec![respond(json!({}))]
+    );
+    assert_eq!(
+        create(&mut state, routes::CALL_CLOSE, 1, json!({"callClosed": true})),
+        vec![stop(1), respond(json!({}))]
+    );
+}
+
+#[test]
+fn creates_with_odd_remote_get_no_response() {
+    let mut state = CallSignalling::new();
+    for route in [
+        routes::CALL_REQUEST,
+        routes::ICE_CANDIDATE_LIST,
+        routes::CALL_CLOSE,
+    ] {
+        let effects = create(&mut state, route, 1, json!({"remoteUserId": true}));
+        assert!(
+            matches!(effects.as_slice(), [CallEffect::NoResponse { .. }]),
+            "{route}: {effects:?}"
+        );
+    }
+}
+
+#[test]
+fn clean_up_deletes_list_equal_to_peer() {
+    let mut state = CallSignalling::new();
+    for _ in 0..2 {
+        create(
+            &mut state,
+            routes::CALL_REQUEST,
+            1,
+            json!({"remoteUserId": 2, "sdp": offer()}),
+        );
+    }
+    create(&mut state, routes::CALL_CLOSE, 1, json!({"remoteUserId": 2}));
+    // One occurrence is removed; the list `[1]` then equals 1 under `==` and is deleted.
+    assert_eq!(state.pending_callers(&user(2)), None);
+}
+
+#[test]
+fn receive_without_stored_request_sends_nothing() {
+    let mut state = CallSignalling::new();
+    for _ in 0..3 {
+        create(
+            &mut state,
+            routes::CALL_REQUEST,
+            1,
+            json!({"remoteUserId": 2, "sdp": offer()}),
+        );
+    }
+    create(&mut state, routes::CALL_CLOSE, 1, json!({"remoteUserId": 2}));
+    assert_eq!(state.pending_callers(&user(2)), Some(&[user(1), user(1)][..]));
+    assert_eq!(
+        state.read(routes::CALL_RECEIVE, Some(&user(2)), &Value::Null),
+        None,
+        "the reference server's handler throws when the first caller's request is gone"
+    );
+}
+
+#[test]
+fn zero_call_accepted_counts_as_false() {
+    let mut state = CallSignalling::new();
+    ring(&mut state, 3, 4);
+    let effects = state.on_value_acknowledged(LFAC, Some(&user(3)), &remote(4), &json!({"callAccepted": 0}));
+    assert_eq!(effects, vec![stop(3), stop(4)]);
+    let untouched =
+        state.on_value_acknowledged(LFAC, Some(&user(3)), &remote(4), &json!({"callAccepted": null}));
+    assert!(untouched.is_empty());
+}
