@@ -19,8 +19,8 @@
 //! - `alone`: a multiset of users whose peer's listen-for-a-call stream stopped.
 //!
 //! Map keys and notification filters compare user ids the way JavaScript object keys and `==`
-//! do (`2` and `"2"` are the same user), while the membership tests on `pending` and `alone`
-//! compare strictly (`2` and `"2"` differ), as the reference server does.
+//! do, so `2` and `"2"` are the same user. The membership tests on `pending` and `alone` compare
+//! strictly, so there `2` and `"2"` differ. The reference server does both.
 //!
 //! # Contract with the engine
 //!

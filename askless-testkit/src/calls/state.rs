@@ -386,8 +386,8 @@ impl CallSignalling {
                 remove_one_strict(callers, y);
             }
             // The reference server then compares each list with the other user's id using
-            // JavaScript's `==`, which joins the list into a string first: a list that is now
-            // exactly `[y]` (a repeated request) is deleted, as if it had never existed.
+            // JavaScript's `==`, which joins the list into a string first. So a list that is now
+            // exactly `[y]` (after a repeated request) is deleted, as if it had never existed.
             if self
                 .pending
                 .get(&x_key)
@@ -465,8 +465,9 @@ impl CallSignalling {
 }
 
 /// Reason logged when `remoteUserId` has a type the mock does not follow JavaScript with.
-// NOTE: the reference server would carry on with such a value (a boolean compares loosely with
-// the user ids 0 and 1); the mock only follows numbers, strings, null and a missing member.
+// NOTE: the reference server carries on with such a value, where a boolean even compares
+// loosely equal to the user ids 0 and 1. The mock follows only numbers, strings, null and a
+// missing member.
 const UNSUPPORTED_REMOTE: &str = "body.remoteUserId is neither a number, a string nor null";
 
 /// The property key JavaScript uses for `undefined`.
