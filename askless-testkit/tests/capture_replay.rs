@@ -24,8 +24,9 @@ use replay::compare::compare_timing_tolerant;
 use replay::transcript::Transcript;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_askless-mock-server");
-/// Directory of the capture program, unless `ASKLESS_CAPTURE_DIR` names another.
-const DEFAULT_CAPTURE_DIR: &str = "/work/shared/askless-reference/capture";
+/// Directory of the capture program relative to this crate, unless `ASKLESS_CAPTURE_DIR` names
+/// another: the project's `shared` folder lies beside the repository checkout.
+const DEFAULT_CAPTURE_DIR: &str = "../../shared/askless-reference/capture";
 /// Files of the capture program the run needs (node_modules is installed by `npm ci`).
 const CAPTURE_FILES: [&str; 4] = ["capture.js", "lib.js", "package.json", "package-lock.json"];
 /// Every scenario that fits a mock, in the recorded order; later ones rely on the data earlier
@@ -160,8 +161,10 @@ fn capture_program_matches_recording() {
         "install npm (it comes with Node.js) to fetch the capture program's `ws` package",
     );
 
-    let source = std::env::var_os("ASKLESS_CAPTURE_DIR")
-        .map_or_else(|| PathBuf::from(DEFAULT_CAPTURE_DIR), PathBuf::from);
+    let source = std::env::var_os("ASKLESS_CAPTURE_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CAPTURE_DIR),
+        PathBuf::from,
+    );
     let work = TempDir::new();
     for file in CAPTURE_FILES {
         let from = source.join(file);
