@@ -832,3 +832,48 @@ async fn connection_lost_during_login_settles() {
     let again = client.authenticate(json!({"token": "good"})).await;
     assert!(again.is_ok(), "{again:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn handler_pending_authentication_does_not_loop() {
+    let server = server().await;
+    server.route(Route::read("verified").handler(|_ctx| async move {
+        Err(RouteError::new(
+            "PENDING_AUTHENTICATION",
+            "a verified session is required",
+        ))
+    }));
+    server.route(Route::create("verified-create").handler(|_ctx| async move {
+        Err(RouteError::new(
+            "PENDING_AUTHENTICATION",
+            "a verified session is required",
+        ))
+    }));
+    let client = connect(&server).await;
+    client.authenticate(json!({"token": "good"})).await.unwrap();
+
+    let _stream = client.read_stream("verified", ()).await.unwrap();
+    let create = tokio::spawn({
+        let client = client.clone();
+        async move { client.create("verified-create", json!({"n": 1}), ()).await }
+    });
+    tokio::time::sleep(PING_INTERVAL * 5).await;
+
+    assert!(
+        listens(&server, "verified") <= 2,
+        "{} listens",
+        listens(&server, "verified")
+    );
+    let creates = received(&server)
+        .iter()
+        .filter(
+            |message| matches!(message, ClientMessage::Modify(modify) if modify.route == "verified-create"),
+        )
+        .count();
+    assert!(creates <= 2, "{creates} creates");
+    let error = tokio::time::timeout(WAIT, create)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::PendingAuthentication);
+}

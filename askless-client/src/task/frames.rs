@@ -109,9 +109,9 @@ impl ConnectionTask {
         request.complete(result);
     }
 
-    /// Moves a request that received `PENDING_AUTHENTICATION` to waiting for authentication; it is
-    /// sent again with a new id once the client is authenticated. Returns whether the response
-    /// belonged to a pending request.
+    /// Moves a request that received `PENDING_AUTHENTICATION` to waiting for authentication. It
+    /// is sent again with a new id after the next successful authentication. Returns whether the
+    /// response belonged to a pending request.
     async fn wait_for_authentication(&mut self, response: &Response) -> bool {
         let Some(error) = response.error.clone() else {
             return false;
@@ -128,18 +128,16 @@ impl ConnectionTask {
         {
             return false;
         }
-        tracing::debug!(id = %response.client_request_id, "request waits for authentication");
-        if self.auth.is_authenticated() && self.conn.is_connected() {
-            let rng = &mut self.settings.rng;
-            let frames = self
-                .pending
-                .resume_after_authentication(Instant::now(), || ClientRequestId::generate_request(rng));
-            for frame in frames {
-                if !self.send_frame(frame).await {
-                    break;
-                }
-            }
-        }
+        // The server responds in order, so a request it processed before the current
+        // authentication got its response before the authenticate response. This error arriving
+        // while authenticated means the server rejects the current authentication, or a handler
+        // raised PENDING_AUTHENTICATION itself. Sending again at once would loop, so the request
+        // waits for the next authentication instead.
+        tracing::debug!(
+            id = %response.client_request_id,
+            authenticated = self.auth.is_authenticated(),
+            "request waits for authentication"
+        );
         true
     }
 

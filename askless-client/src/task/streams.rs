@@ -343,11 +343,15 @@ impl ConnectionTask {
                 }
             }
             Some(_) if needs_authentication => {
-                tracing::debug!(listen_id = %listener.listen_id, "stream waits for authentication");
+                // Listened to again after the next authentication only. This error arriving while
+                // authenticated rejects the current authentication, so listening again at once
+                // would loop (see `wait_for_authentication` of requests).
+                tracing::debug!(
+                    listen_id = %listener.listen_id,
+                    authenticated = self.auth.is_authenticated(),
+                    "stream waits for authentication"
+                );
                 listener.waiting_for_authentication = true;
-                if self.auth.is_authenticated() {
-                    self.resume_streams_after_authentication().await;
-                }
             }
             Some(error) => {
                 let code = AsklessErrorCode::from(error.code_or_none());
