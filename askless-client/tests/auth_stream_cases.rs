@@ -877,3 +877,59 @@ async fn handler_pending_authentication_does_not_loop() {
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::PendingAuthentication);
 }
+
+#[tokio::test(start_paused = true)]
+async fn failed_reauthentication_keeps_public_streams() {
+    let server = server().await;
+    let decisions = Arc::new(AtomicUsize::new(0));
+    server.authenticate_with({
+        let decisions = Arc::clone(&decisions);
+        move |_credential| {
+            let rejected = decisions.fetch_add(1, Ordering::SeqCst) == 1;
+            async move {
+                if rejected {
+                    AuthDecision::reject("EXPIRED_ACCESS_TOKEN")
+                } else {
+                    AuthDecision::user(7)
+                }
+            }
+        }
+    });
+    value_route(&server, "counter", Arc::new(Mutex::new(json!(0))));
+    inbox_route(&server);
+    let client = AsklessClient::builder(server.url())
+        .on_auto_reauthentication_fails(|_failure| {})
+        .connect()
+        .await
+        .unwrap();
+    client.authenticate(json!({"token": "any"})).await.unwrap();
+    let mut public = client.read_stream_with("counter", (), bounded(16)).await.unwrap();
+    assert_eq!(next_value(&mut public).await, json!(0));
+    let mut inbox = client.read_stream_with("inbox", (), bounded(16)).await.unwrap();
+    assert_eq!(next_value(&mut inbox).await, json!({"user": 7}));
+
+    server.faults().drop_connections();
+    wait_disconnected(&client).await;
+    wait_connected(&client).await;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    drain(&mut public);
+    server.notify_changes("counter", Notify::all().override_value(json!("change")));
+    tokio::time::sleep(PING_INTERVAL * 2).await;
+
+    assert_eq!(
+        server.listener_count("counter"),
+        1,
+        "pings list the public stream once the re-authentication gave up"
+    );
+    assert_eq!(drain(&mut public), [json!("change")]);
+    assert_eq!(
+        pending_authentication_errors(&server),
+        1,
+        "the authenticated-only stream waits after one PENDING_AUTHENTICATION"
+    );
+    client.authenticate(json!({"token": "any"})).await.unwrap();
+    server
+        .wait_until(|server| server.listener_count("inbox") == 1, WAIT)
+        .await
+        .expect("the authenticated-only stream listens again after the login");
+}

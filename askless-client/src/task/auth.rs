@@ -98,10 +98,16 @@ impl AuthState {
         self.hold_until.is_some()
     }
 
-    /// Returns whether pings must list no stream: the client should be authenticated but is
-    /// not yet.
+    /// Returns whether pings must list no stream: the client should be authenticated, is not
+    /// yet, and an authentication is in flight, due for a retry or holding requests back.
+    ///
+    /// Once the automatic re-authentication has given up, pings list the streams again, so
+    /// that the server re-creates the streams of routes for all users. It responds to the others
+    /// with `PENDING_AUTHENTICATION`, which makes them wait for the next authentication.
     pub(super) fn hides_streams(&self) -> bool {
-        self.should_be_authenticated && !self.is_authenticated()
+        let reauthenticating =
+            self.in_flight.is_some() || self.retry_at.is_some() || self.hold_until.is_some();
+        self.should_be_authenticated && !self.is_authenticated() && reauthenticating
     }
 
     pub(super) fn next_due(&self) -> Option<Instant> {
