@@ -406,8 +406,9 @@ impl AsklessClient {
     ///
     /// Streams of the same route and equal params (compared as JSON values) share one listener
     /// on the server. A stream whose route needs authentication waits for one, without time
-    /// limit, and listens again once authenticated. After a reconnection the stream receives the
-    /// server's current value again.
+    /// limit, and listens again after the next successful authentication, also when the server
+    /// required one while the client was authenticated. After a reconnection the stream
+    /// receives the server's current value again.
     pub async fn read_stream_with(
         &self,
         route: &str,
