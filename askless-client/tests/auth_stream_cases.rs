@@ -933,3 +933,50 @@ async fn failed_reauthentication_keeps_public_streams() {
         .await
         .expect("the authenticated-only stream listens again after the login");
 }
+
+#[tokio::test(start_paused = true)]
+async fn callback_clear_ends_reauthentication() {
+    let server = server().await;
+    let decisions = Arc::new(AtomicUsize::new(0));
+    server.authenticate_with({
+        let decisions = Arc::clone(&decisions);
+        move |_credential| {
+            let first = decisions.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                if first {
+                    AuthDecision::user(7)
+                } else {
+                    AuthDecision::reject("EXPIRED_ACCESS_TOKEN")
+                }
+            }
+        }
+    });
+    server.route(Route::read("public").handler(|_ctx| async move { Ok(Some(json!("open"))) }));
+    let client = AsklessClient::builder(server.url())
+        .on_auto_reauthentication_fails(|failure| {
+            tokio::spawn(async move { failure.clear.clear().await });
+        })
+        .connect()
+        .await
+        .unwrap();
+    client.authenticate(json!({"token": "any"})).await.unwrap();
+
+    server.restart().await;
+    wait_disconnected(&client).await;
+    let held = tokio::time::timeout(WAIT, client.read("public", ()))
+        .await
+        .expect("the held read completes");
+    tokio::time::sleep(PING_INTERVAL * 5).await;
+    let read = client.read("public", ()).await.unwrap();
+
+    // Clearing the authentication fails every pending request, like the reference client,
+    // which drops them.
+    let error = held.expect_err("the clear fails the read held for the re-authentication");
+    assert_eq!(error.kind(), ErrorKind::NotAuthenticated);
+    assert_eq!(read.value(), Some(&json!("open")));
+    assert_eq!(
+        client.authentication_status(),
+        AuthenticationStatus::NotAuthenticated
+    );
+    assert_eq!(authenticates(&server), 2, "no re-authentication after the clear");
+}
