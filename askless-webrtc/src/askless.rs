@@ -17,10 +17,16 @@ use crate::signalling::{CallSignalling, SignalStream, SignallingError};
 
 /// Call signalling through the internal call routes of an Askless server.
 ///
-/// The client must be authenticated: every call route answers `PENDING_AUTHENTICATION`
+/// The client must be authenticated: every call route returns `PENDING_AUTHENTICATION`
 /// otherwise, and streams wait for the authentication. Dropping a stream stops its listener
 /// at the client's next ping after a grace period (4.5 s in `askless-client`), which is also
 /// when the server learns that a call request was cancelled.
+///
+/// A ping lists only listeners whose listen has succeeded, and the server stops every
+/// listener a ping leaves out. So a ping sent while a listen-for-a-call request is in flight
+/// stops that listener, and the server then cancels a pending call between the two users.
+/// The reference Flutter client has the same race; its window is one round trip per ping
+/// interval.
 #[derive(Clone)]
 pub struct AsklessCallSignalling {
     client: AsklessClient,

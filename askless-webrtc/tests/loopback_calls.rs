@@ -346,10 +346,19 @@ async fn cancel_before_answer_reaches_callee() {
         .client
         .request_call_to_user(bob.id.clone(), LocalMedia::audio_and_video().unwrap(), Map::new())
         .unwrap();
-    let receiving = within("the second incoming call", incoming.next()).await.unwrap();
+    let mut receiving = within("the second incoming call", incoming.next()).await.unwrap();
     assert_eq!(receiving.remote_user_id(), &alice.id);
     assert!(!receiving.is_cancelled());
+
+    // Dropping a cancelled call sends no rejection either.
     drop(request);
+    within("the second cancellation", receiving.cancelled()).await;
+    drop(receiving);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        bob.sent.lock().unwrap().call_responses.is_empty(),
+        "no answer may be sent for a cancelled call"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
