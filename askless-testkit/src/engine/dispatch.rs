@@ -167,7 +167,10 @@ fn configure(shared: &Arc<Shared>, connection: ConnectionId, request: &Configure
     let previous = conn.client_id.replace(client_id.clone());
     // A connection configured again under another client id leaves its previous record.
     if let Some(previous) = previous.filter(|previous| previous != client_id) {
-        if let Some(record) = state.record_mut(&previous).filter(|r| r.connection == Some(connection)) {
+        if let Some(record) = state
+            .record_mut(&previous)
+            .filter(|r| r.connection == Some(connection))
+        {
             record.connection = None;
         }
     }
