@@ -16,7 +16,7 @@ use crate::media::{MediaCounters, MediaStats, RemoteTrack};
 use crate::peer::PeerSession;
 use crate::signalling::SignalStream;
 
-/// Why a live call ended.
+/// The reason a live call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CloseReason {
     /// The local application closed or dropped the call; a hang-up was sent to the peer.
@@ -44,6 +44,8 @@ pub enum LiveCallEvent {
 /// A call in progress: media flows peer to peer until either side closes it.
 ///
 /// Dropping a `LiveCall` closes the call as [`close`](Self::close) does, in the background.
+/// A hang-up is sent only when this side ends the call. The reference client also sends one
+/// after the peer hung up, which makes the server clean up a second time.
 pub struct LiveCall {
     remote_user_id: UserId,
     counters: Arc<MediaCounters>,
@@ -170,7 +172,7 @@ impl LiveCall {
 
 impl Drop for LiveCall {
     fn drop(&mut self) {
-        // Dropping the close sender tells the driver to hang up; the driver task goes on alone.
+        // Dropping the close sender makes the driver hang up; the driver task goes on alone.
         self.close_tx.take();
     }
 }

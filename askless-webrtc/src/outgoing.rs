@@ -20,7 +20,9 @@ use crate::signalling::SignalStream;
 /// The outcome of a call request.
 #[derive(Debug)]
 pub enum CallResponse {
-    /// The callee accepted; media flows once ICE connects.
+    /// The callee accepted. The answer is applied and the caller's candidates are sent, but
+    /// media flows only once ICE connects. The reference client reports acceptance later, when
+    /// the first remote media arrives.
     Accepted {
         /// The call in progress.
         call: LiveCall,
