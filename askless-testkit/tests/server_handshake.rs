@@ -123,3 +123,27 @@ async fn requests_before_configure_are_dropped() {
 
     client.configure("app1").await;
 }
+
+#[tokio::test]
+async fn frames_are_recorded_per_connection() {
+    let server = MockServer::start().await;
+    let mut first = TestClient::connect(&server.url()).await;
+    let _second = TestClient::connect(&server.url()).await;
+    first.configure("app1").await;
+
+    let frame = server
+        .wait_for_frame(
+            |f| f.text.contains("connectionConfiguration"),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+    let frames = server.connection_frames(frame.connection);
+
+    let texts: Vec<&str> = frames.iter().map(|f| f.text.as_str()).collect();
+    assert_eq!(texts[0], "welcome");
+    assert_eq!(frames.len(), 4, "{texts:?}");
+    assert_eq!(frames[1].direction, askless_testkit::Direction::Received);
+    assert!(frames.windows(2).all(|pair| pair[0].index < pair[1].index));
+    assert_eq!(server.connection_count(), 2);
+}

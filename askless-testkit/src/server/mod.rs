@@ -21,7 +21,7 @@ use crate::engine::listeners::{RecordFilter, schedule_notify, stop_listening_for
 use crate::engine::{Shared, internal, records, reliability};
 use crate::expect::{self, Expect};
 use crate::faults::Faults;
-use crate::inspect::{Direction, Frame, RecordSnapshot, WaitTimeout};
+use crate::inspect::{ConnectionId, Direction, Frame, RecordSnapshot, WaitTimeout};
 use crate::notify::Notify;
 use crate::route::Route;
 
@@ -72,6 +72,9 @@ impl ServerHandle {
     /// start-up grace period (`notify_grace`) if that is later, against the state of that moment.
     /// Authenticated-only listeners of unauthenticated records are skipped, and a listener whose
     /// handler fails receives nothing.
+    ///
+    /// NOTE: notifications run one after the other in one task, so a handler that never
+    /// completes holds back every later notification of the server.
     pub fn notify_changes(&self, route: &str, notify: Notify) {
         schedule_notify(&self.shared, route, notify, RecordFilter::All);
     }
@@ -128,6 +131,17 @@ impl ServerHandle {
     /// Returns the frames written to clients, in order.
     pub fn sent_frames(&self) -> Vec<Frame> {
         self.frames_in(Direction::Sent)
+    }
+
+    /// Returns the frames of one connection, both directions, in order.
+    pub fn connection_frames(&self, connection: ConnectionId) -> Vec<Frame> {
+        let state = self.shared.lock();
+        state
+            .frames
+            .iter()
+            .filter(|f| f.connection == connection)
+            .cloned()
+            .collect()
     }
 
     fn frames_in(&self, direction: Direction) -> Vec<Frame> {
