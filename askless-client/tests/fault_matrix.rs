@@ -36,10 +36,11 @@ enum Op {
     Authenticate,
     Stream,
     CallSignal,
+    CallStream,
 }
 
 impl Op {
-    const ALL: [Op; 7] = [
+    const ALL: [Op; 8] = [
         Op::Read,
         Op::Create,
         Op::Update,
@@ -47,6 +48,7 @@ impl Op {
         Op::Authenticate,
         Op::Stream,
         Op::CallSignal,
+        Op::CallStream,
     ];
 
     fn name(self) -> &'static str {
@@ -58,18 +60,22 @@ impl Op {
             Op::Authenticate => "authenticate",
             Op::Stream => "stream change",
             Op::CallSignal => "call request",
+            Op::CallStream => "call receive stream",
         }
     }
 
     /// Whether the server must run it at most once.
     fn is_modification(self) -> bool {
-        matches!(self, Op::Create | Op::Update | Op::Delete | Op::CallSignal)
+        matches!(
+            self,
+            Op::Create | Op::Update | Op::Delete | Op::CallSignal | Op::CallStream
+        )
     }
 
-    /// The route whose request frames identify this operation.
+    /// Returns the route whose request frames identify this operation.
     fn route(self) -> &'static str {
         match self {
-            Op::CallSignal => routes::CALL_REQUEST,
+            Op::CallSignal | Op::CallStream => routes::CALL_REQUEST,
             Op::Authenticate => routes::AUTHENTICATION,
             Op::Stream => "counter",
             _ => "items",
@@ -201,6 +207,7 @@ async fn fixture(op: Op) -> Fixture {
             async move {
                 match credential["token"].as_str() {
                     Some("caller") => AuthDecision::user("1"),
+                    Some("callee") => AuthDecision::user("2"),
                     _ => AuthDecision::user("9"),
                 }
             }
@@ -289,7 +296,7 @@ async fn run_op(client: AsklessClient, op: Op) -> Result<bool, askless_client::E
             let output = client.create(routes::CALL_REQUEST, body, ()).await?;
             Ok(output.value() == Some(&json!({"info": "You requested a call"})))
         }
-        Op::Stream => unreachable!("streams run through run_stream_case"),
+        Op::Stream | Op::CallStream => unreachable!("streams run through their own case functions"),
     }
 }
 
@@ -415,14 +422,74 @@ async fn run_request_case(op: Op, fault: Fault) -> Outcome {
 
 /// Counts the values equal to `expected` that `stream` yields within `window`.
 async fn count_values(stream: &mut ReadStream, expected: &Value, window: Duration) -> usize {
+    count_matching(stream, |value| value == expected, window).await
+}
+
+/// Counts the values matching `predicate` that `stream` yields within `window`.
+async fn count_matching(
+    stream: &mut ReadStream,
+    predicate: impl Fn(&Value) -> bool,
+    window: Duration,
+) -> usize {
     let mut count = 0;
     let deadline = tokio::time::Instant::now() + window;
     while let Ok(Some(item)) = tokio::time::timeout_at(deadline, stream.next()).await {
-        if item.as_ref().ok() == Some(expected) {
+        if item.as_ref().is_ok_and(&predicate) {
             count += 1;
         }
     }
     count
+}
+
+/// Runs a call-stream cell: the callee (user 2) streams the call-receive route, the caller
+/// (user 1) requests a call while the fault is active, and the callee's stream must show the
+/// request once for each time the server ran it.
+async fn run_call_stream_case(fault: Fault) -> Outcome {
+    let fixture = fixture(Op::CallStream).await;
+    let caller = build_client(&fixture).await;
+    caller
+        .authenticate(json!({"token": "caller"}))
+        .await
+        .expect("the caller authenticates before the fault");
+    let callee = build_client(&fixture).await;
+    callee
+        .authenticate(json!({"token": "callee"}))
+        .await
+        .expect("the callee authenticates before the fault");
+    let mut stream = callee
+        .read_stream(routes::CALL_RECEIVE, json!({}))
+        .await
+        .expect("the call-receive stream opens");
+    let first = tokio::time::timeout(WAIT, stream.next()).await;
+    assert!(
+        matches!(&first, Ok(Some(Ok(value))) if value["hasCallRequest"] == json!(false)),
+        "first call-receive value under {fault:?}: {first:?}"
+    );
+
+    before(&fixture, fault);
+    let call = tokio::spawn(run_op(caller.clone(), Op::CallSignal));
+    during(&fixture, &caller, Op::CallStream, fault).await;
+    let resolved = tokio::time::timeout(RESOLVE_WAIT, call).await;
+    let (result, right_value) = match resolved {
+        Ok(joined) => describe(&joined.expect("the call request does not panic")),
+        Err(_) => ("hang".to_owned(), false),
+    };
+    let is_call = |value: &Value| value["hasCallRequest"] == json!(true);
+    let deliveries = count_matching(&mut stream, is_call, Duration::from_secs(90)).await;
+    after(&fixture, &caller, fault).await;
+    let late = count_matching(&mut stream, is_call, Duration::from_secs(30)).await;
+
+    let executions = call_executions(&fixture.server, *fixture.restarted_at.lock().unwrap());
+    let usable = usable_after(&caller).await && usable_after(&callee).await;
+    caller.close().await;
+    callee.close().await;
+    Outcome {
+        result,
+        right_value,
+        executions,
+        deliveries: Some(deliveries + late),
+        usable_after: usable,
+    }
 }
 
 /// Runs a stream cell: the stream opens before the fault, the change is notified while the
@@ -493,10 +560,10 @@ async fn fault_matrix() {
     let mut results = Vec::new();
     for op in Op::ALL {
         for fault in Fault::ALL {
-            let outcome = if op == Op::Stream {
-                run_stream_case(fault).await
-            } else {
-                run_request_case(op, fault).await
+            let outcome = match op {
+                Op::Stream => run_stream_case(fault).await,
+                Op::CallStream => run_call_stream_case(fault).await,
+                _ => run_request_case(op, fault).await,
             };
             results.push((op, fault, outcome));
         }
@@ -522,8 +589,15 @@ async fn fault_matrix() {
             );
         }
         if let Some(deliveries) = outcome.deliveries {
+            // The stream row's change always happens. A call request changes the callee's
+            // stream only when the server ran it.
+            let expected = if *op == Op::CallStream {
+                outcome.executions.min(1)
+            } else {
+                1
+            };
             assert_eq!(
-                deliveries, 1,
+                deliveries, expected,
                 "{cell}: the change was delivered {deliveries} times"
             );
         }
