@@ -305,7 +305,8 @@ pub(crate) fn compare_timing_tolerant(
 }
 
 /// Checks that every produced value has the shape of one of the recorded values of the stream:
-/// the same frame with an output of the same JSON types (and, for objects, the same keys).
+/// the same frame with an output of the same JSON types (and, for objects, the same keys), arrays
+/// compared by the types of their elements and not by their length.
 fn compare_loosely(label: &str, name: &str, recorded: &[String], produced: &[String]) -> Vec<String> {
     let shapes: Vec<Option<Value>> = recorded.iter().map(|want| shape_of(want)).collect();
     produced
@@ -320,7 +321,8 @@ fn compare_loosely(label: &str, name: &str, recorded: &[String], produced: &[Str
         .collect()
 }
 
-/// Replaces a frame's `serverId` and every leaf of its output by the name of its JSON type.
+/// Replaces a frame's `serverId` and every leaf of its output by the name of its JSON type, and
+/// every array by the distinct shapes of its elements.
 fn shape_of(raw: &str) -> Option<Value> {
     fn leaves_to_types(value: &Value) -> Value {
         match value {
@@ -329,7 +331,13 @@ fn shape_of(raw: &str) -> Option<Value> {
                     .map(|(key, value)| (key.clone(), leaves_to_types(value)))
                     .collect(),
             ),
-            Value::Array(items) => Value::Array(items.iter().map(leaves_to_types).collect()),
+            // The element types, not their count: a user with one more claim has the same shape.
+            Value::Array(items) => {
+                let mut shapes: Vec<Value> = items.iter().map(leaves_to_types).collect();
+                shapes.sort_by_key(Value::to_string);
+                shapes.dedup();
+                Value::Array(shapes)
+            }
             Value::Null => Value::from("null"),
             Value::Bool(_) => Value::from("bool"),
             Value::Number(_) => Value::from("number"),
