@@ -9,8 +9,8 @@ use askless_client::AsklessClient;
 use askless_protocol::UserId;
 use askless_testkit::{AuthDecision, MockServer};
 use askless_webrtc::{
-    AsklessCallSignalling, CallClient, CallOptions, CallResponse, CloseReason, LiveCall, LocalMedia,
-    SyntheticMedia,
+    AsklessCallSignalling, CallClient, CallOptions, CallResponse, CloseReason, LiveCall, LiveCallEvent,
+    LocalMedia, SyntheticMedia,
 };
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
@@ -202,6 +202,67 @@ async fn mock_server_cancel_reaches_callee() {
     let error = receiving.reject(Map::new()).await.unwrap_err();
     assert!(matches!(error, askless_webrtc::CallError::CallEnded), "{error:?}");
 
+    alice_client.close().await;
+    bob_client.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_server_reconnect_reports_presence() {
+    init_tracing();
+    let server = call_server().await;
+    let (alice, alice_client) = call_client(&server, 7).await;
+    let (bob, bob_client) = call_client(&server, 8).await;
+    let mut incoming = bob.incoming_calls().await.unwrap();
+
+    let alice_media = LocalMedia::audio_and_video().unwrap();
+    let bob_media = LocalMedia::audio_and_video().unwrap();
+    let _sources = [
+        SyntheticMedia::start(&alice_media).unwrap(),
+        SyntheticMedia::start(&bob_media).unwrap(),
+    ];
+    let request = alice
+        .request_call_to_user(UserId::from(8), alice_media, Map::new())
+        .unwrap();
+    let receiving = within("the incoming call", incoming.next()).await.unwrap();
+    let bob_call = within("the accept", receiving.accept(bob_media, Map::new()))
+        .await
+        .unwrap();
+    let CallResponse::Accepted {
+        call: mut alice_call, ..
+    } = within("the response", request.response()).await
+    else {
+        panic!("expected an accepted call");
+    };
+    wait_for_media("the caller", &alice_call).await;
+
+    // The callee's connection drops and comes back; its client listens again on its own.
+    within("the callee's reconnection", bob_client.reconnect())
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    within("the caller to see the callee leave and return", async {
+        while let Some(event) = alice_call.next_event().await {
+            seen.push(event);
+            if event == LiveCallEvent::RemoteUserConnection(true) {
+                break;
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        seen.first(),
+        Some(&LiveCallEvent::RemoteUserConnection(false)),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.last(),
+        Some(&LiveCallEvent::RemoteUserConnection(true)),
+        "{seen:?}"
+    );
+    assert_eq!(alice_call.close_reason(), None);
+
+    within("the close", alice_call.close()).await;
+    drop(bob_call);
     alice_client.close().await;
     bob_client.close().await;
 }
