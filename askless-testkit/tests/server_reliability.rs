@@ -256,3 +256,19 @@ async fn old_request_ids_are_pruned() {
     );
     assert_eq!(server.record("app1").unwrap().remembered_request_ids, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn well_behaved_cleanup_spares_reconnected() {
+    let mut config = MockConfig::well_behaved();
+    config.liveness_tick = None;
+    let server = server(config).await;
+    let first = TestClient::configured(&server.url(), "app1").await;
+    first.close().await;
+    let mut second = TestClient::configured(&server.url(), "app1").await;
+
+    tokio::time::sleep(Duration::from_secs(120)).await;
+
+    second.ping(vec![]).await;
+    assert_eq!(second.recv_text().await, "pong");
+    assert!(server.record("app1").is_some());
+}

@@ -280,3 +280,27 @@ async fn output_conversion_and_hook_apply() {
         .unwrap();
     assert_eq!(confirmed, Some(Some(json!({"value": 5}))));
 }
+
+#[tokio::test]
+async fn well_behaved_logout_ends_authentication() {
+    let server = MockServer::builder().well_behaved().start().await;
+    server.authenticate_with(|_| async { AuthDecision::user(42) });
+    server.route(Route::create("secret").for_authenticated_users());
+    let mut client = TestClient::configured(&server.url(), "app1").await;
+    let id = client.send_authenticate("app1", json!({"token": "t"})).await;
+    assert_receipt(&client.recv().await, &id);
+    client.recv().await;
+
+    let logout = client
+        .modify(
+            "DELETE",
+            "askless-internal/authentication",
+            json!({}),
+            json!(null),
+        )
+        .await;
+    let create = client.modify("CREATE", "secret", json!({}), json!(null)).await;
+
+    assert_eq!(logout["output"], json!({"result": "OK"}));
+    assert_eq!(create["error"]["code"], json!("PENDING_AUTHENTICATION"));
+}
