@@ -290,9 +290,10 @@ impl PendingTable {
     /// A create, update or delete the server confirmed receiving is not sent again.
     /// A read already sent on an earlier connection gets a new id from `new_id` first: the
     /// server may have received it, and it drops a repeated id without any response, so the read
-    /// would never complete. Reads are safe to run twice. Creates, updates and deletes keep
-    /// their id, so the server's duplicate filter, which remembers ids for 10 minutes, runs
-    /// them at most once within that time.
+    /// would never complete. Reads are safe to run twice. An unconfirmed create, update or
+    /// delete keeps its id, so the server's duplicate filter, which remembers ids for 10
+    /// minutes, runs it at most once within that time. A server that restarted in between has
+    /// no such memory and runs it again if it had run it before.
     pub(crate) fn frames_to_send(&mut self, mut new_id: impl FnMut() -> ClientRequestId) -> Vec<String> {
         let mut frames = Vec::new();
         for entry in self.entries.values_mut() {
@@ -302,9 +303,9 @@ impl PendingTable {
             let is_read = matches!(entry.message, ClientMessage::Read(_));
             if entry.sent && entry.received_by_server && !is_read {
                 // The server has run it or will run it. A server that kept its record sends the
-                // response again on the new connection, and a restarted server has forgotten the
-                // id and would run it a second time, so it is not sent again: it completes with
-                // that response or times out.
+                // response again on the new connection. A restarted server has no memory of the
+                // id and would run it a second time. So the request only waits for the response
+                // or for its timeout.
                 continue;
             }
             if entry.sent && is_read {
@@ -535,6 +536,35 @@ mod tests {
         assert!(first[0].contains("REQ-_a"), "{}", first[0]);
         assert!(second[0].contains("REQ-_c"), "{}", second[0]);
         assert!(table.remove(&ClientRequestId::new("REQ-_c")).is_some());
+    }
+
+    #[test]
+    fn received_modification_not_sent_again() {
+        let mut table = PendingTable::default();
+        for id in ["REQ-_confirmed", "REQ-_unconfirmed"] {
+            let (mut create, _receiver) = request(id, Phase::Registered { deadline: None }, None);
+            create.operation = Operation::Create;
+            create.message = ClientMessage::Modify(askless_protocol::ModifyRequest::new(
+                ClientRequestId::new(id),
+                askless_protocol::ModifyKind::Create,
+                "items",
+                Value::Null,
+                Value::Null,
+            ));
+            table.insert(create);
+        }
+        let first = table.frames_to_send(|| ClientRequestId::new("REQ-_new"));
+        assert!(table.mark_received(&ClientRequestId::new("REQ-_confirmed")));
+
+        let second = table.frames_to_send(|| ClientRequestId::new("REQ-_new"));
+
+        assert_eq!(first.len(), 2);
+        assert_eq!(
+            second,
+            ["frame REQ-_unconfirmed"],
+            "only the unconfirmed create goes out again"
+        );
+        assert!(table.remove(&ClientRequestId::new("REQ-_confirmed")).is_some());
     }
 
     #[test]
