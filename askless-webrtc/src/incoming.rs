@@ -268,22 +268,20 @@ impl ReceivingCall {
     ///
     /// Fails with [`CallError::CallEnded`], sending nothing, when the caller has cancelled.
     pub async fn reject(mut self, additional_data: Map<String, Value>) -> Result<(), CallError> {
-        if self.is_cancelled() {
-            self.answered = true;
-            return Err(CallError::CallEnded);
-        }
         self.answered = true;
-        let result = send_rejection(&self.context, &self.remote_user_id, additional_data).await;
-        // The watcher drops the signalling stream once the rejection is out.
-        self.take_stream_tx.take();
-        result
+        let take_stream_tx = self.take_stream_tx.take();
+        // Holding the stream while the rejection goes out keeps the listener, as the server
+        // expects until it cleans the call up.
+        let Some(_stream) = open_stream(take_stream_tx).await else {
+            return Err(CallError::CallEnded);
+        };
+        send_rejection(&self.context, &self.remote_user_id, additional_data).await
     }
 
     async fn take_stream(&mut self) -> Result<SignalStream<ListenForACallValue>, CallError> {
-        let take_stream_tx = self.take_stream_tx.take().ok_or(CallError::CallEnded)?;
-        let (reply_tx, reply_rx) = oneshot::channel();
-        take_stream_tx.send(reply_tx).map_err(|_| CallError::CallEnded)?;
-        reply_rx.await.map_err(|_| CallError::CallEnded)
+        open_stream(self.take_stream_tx.take())
+            .await
+            .ok_or(CallError::CallEnded)
     }
 
     /// Rejects a call whose local setup failed, so the caller is not left waiting.
@@ -311,10 +309,13 @@ impl Drop for ReceivingCall {
         let remote = self.remote_user_id.clone();
         let take_stream_tx = self.take_stream_tx.take();
         runtime.spawn(async move {
+            let Some(_stream) = open_stream(take_stream_tx).await else {
+                tracing::debug!(remote_user_id = %remote, "dropped call already ended; no rejection sent");
+                return;
+            };
             if let Err(error) = send_rejection(&context, &remote, Map::new()).await {
                 tracing::debug!(remote_user_id = %remote, %error, "rejection of a dropped call not delivered");
             }
-            drop(take_stream_tx);
         });
     }
 }
@@ -336,6 +337,20 @@ async fn send_rejection(
         .await
         .map(|_| ())
         .map_err(CallError::signalling(routes::CALL_RESPONSE))
+}
+
+/// Takes the signalling stream from the watcher; `None` when the call has ended, so that no
+/// answer is sent for it.
+async fn open_stream(
+    take_stream_tx: Option<oneshot::Sender<oneshot::Sender<SignalStream<ListenForACallValue>>>>,
+) -> Option<SignalStream<ListenForACallValue>> {
+    let (reply_tx, reply_rx) = oneshot::channel();
+    take_stream_tx?.send(reply_tx).ok()?;
+    let mut stream = reply_rx.await.ok()?;
+    if call_has_ended(&mut stream) {
+        return None;
+    }
+    Some(stream)
 }
 
 /// Returns whether values already received on the stream show that the call has ended.
