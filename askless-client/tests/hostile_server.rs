@@ -435,3 +435,61 @@ async fn pending_limit_rejects_excess() {
         read.abort();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn pushes_before_listen_response_bounded() {
+    const PUSHES: usize = 1_000;
+    const HELD: usize = 256;
+    let mut listener = listener().await;
+    let client = AsklessClient::builder(url(&listener)).build().unwrap();
+    let mut peer = Peer::accept(&mut listener).await;
+    peer.handshake().await;
+
+    let stream = tokio::spawn({
+        let client = client.clone();
+        async move {
+            let options = askless_client::StreamOptions {
+                buffer: askless_client::StreamBuffer::Bounded(PUSHES),
+                ..Default::default()
+            };
+            client.read_stream_with("ticks", (), options).await
+        }
+    });
+    let Some(ClientMessage::Listen(listen)) = peer.next_request().await else {
+        panic!("expected a listen request");
+    };
+    // Values for the listener arrive before the server confirms the listen.
+    let mut rng = rand::rng();
+    for n in 0..PUSHES {
+        let push = NewDataForListener {
+            output: Some(json!(n)),
+            server_id: ServerId::generate_new_data(&mut rng, &listen.listen_id),
+            listen_id: listen.listen_id.clone(),
+        };
+        peer.send(ServerMessage::NewDataForListener(push)).await;
+    }
+    peer.receipt(&listen.client_request_id).await;
+    let response = Response::success(listen.client_request_id.clone(), server_id(), None);
+    peer.send(ServerMessage::Response(response)).await;
+    let mut stream = stream.await.unwrap().expect("the stream opens");
+
+    let mut values = Vec::new();
+    while let Ok(Some(item)) = tokio::time::timeout(Duration::from_secs(1), stream.next()).await {
+        values.push(item.expect("a value"));
+    }
+    assert_eq!(values.len(), HELD, "only the newest held values are kept");
+    assert_eq!(values.first(), Some(&json!(PUSHES - HELD)));
+    assert_eq!(values.last(), Some(&json!(PUSHES - 1)));
+    assert_eq!(client.stats().held_values_dropped, (PUSHES - HELD) as u64);
+}
+
+#[tokio::test]
+async fn zero_pending_limit_rejected() {
+    let error = AsklessClient::builder("ws://127.0.0.1:1/")
+        .max_pending_requests(0)
+        .build()
+        .unwrap_err();
+
+    assert_eq!(error.kind(), ErrorKind::InvalidOption);
+    assert!(error.to_string().contains("max_pending_requests"), "{error}");
+}
