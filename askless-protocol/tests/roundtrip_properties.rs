@@ -204,6 +204,25 @@ proptest! {
     }
 
     #[test]
+    fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = decode_client_frame(&text);
+        let _ = decode_server_frame(&text);
+    }
+
+    #[test]
+    fn mutated_server_frames_never_panic(message in server_message(), cut in 0usize..400, byte in any::<u8>()) {
+        let mut bytes = message.encode().into_bytes();
+        if !bytes.is_empty() {
+            let at = cut % bytes.len();
+            bytes[at] = byte;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = decode_client_frame(&text);
+        let _ = decode_server_frame(&text);
+    }
+
+    #[test]
     fn mutated_frames_never_panic(message in client_message(), cut in 0usize..400, byte in any::<u8>()) {
         let mut bytes = message.encode().into_bytes();
         if !bytes.is_empty() {
