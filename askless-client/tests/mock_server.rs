@@ -669,6 +669,41 @@ async fn unsupported_version_over_loopback() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn mock_version_window_stops_reconnecting() {
+    init_logs();
+    let server = MockServer::builder()
+        .well_behaved()
+        .configure(|config| {
+            config.record_cleanup_tick = None;
+            config.client_version_window = Some(askless_protocol::ClientVersionCodeSupported {
+                less_than_or_equal: None,
+                more_than_or_equal: Some(askless_protocol::CLIENT_VERSION_CODE + 1),
+            });
+        })
+        .start()
+        .await;
+
+    let error = AsklessClient::builder(server.url())
+        .connect()
+        .await
+        .expect_err("a server that needs a newer client is refused");
+    assert_eq!(error.kind(), ErrorKind::UnsupportedVersion);
+
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let configures = server
+        .received_frames()
+        .iter()
+        .filter(|frame| {
+            matches!(
+                frame.client_message(),
+                Some(ClientMessage::ConfigureConnection(_))
+            )
+        })
+        .count();
+    assert_eq!(configures, 1, "the client configured again by itself");
+}
+
+#[tokio::test(start_paused = true)]
 async fn read_lost_in_reconnect_completes() {
     let server = server().await;
     server.route(Route::read("items").handler(|_ctx| async move { Ok(Some(json!([1]))) }));

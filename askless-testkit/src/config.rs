@@ -63,6 +63,10 @@ pub struct MockConfig {
     pub disconnect_without_ping: Duration,
     /// Advertised `serverVersion`. Default: `"2.0.3"`.
     pub server_version: String,
+    /// Client version window advertised to `flutter` clients and to clients that send no
+    /// `clientType`, for testing how a client reacts to a server it does not support.
+    /// Default: `None`, the window of server 2.0.3 (codes 4 and above).
+    pub client_version_window: Option<ClientVersionCodeSupported>,
     /// Largest accepted WebSocket frame and message, in bytes. Default: 100 MiB.
     pub max_frame_size: usize,
     /// Switches for the reference server's observable quirks. Default: all on.
@@ -90,6 +94,7 @@ impl Default for MockConfig {
             reconnect_without_pong: Duration::from_millis(6000),
             disconnect_without_ping: Duration::from_millis(12_000),
             server_version: REFERENCE_SERVER_VERSION.to_owned(),
+            client_version_window: None,
             max_frame_size: 100 * 1024 * 1024,
             quirks: Quirks::default(),
         }

@@ -39,6 +39,10 @@ async fn configure_reflects_configured_values() {
     config.client_ping_interval = Duration::from_millis(250);
     config.wait_for_authentication_timeout = Duration::from_millis(1500);
     config.server_version = "9.9.9".to_owned();
+    config.client_version_window = Some(askless_protocol::ClientVersionCodeSupported {
+        less_than_or_equal: Some(6),
+        more_than_or_equal: Some(5),
+    });
     let server = MockServer::builder().config(config).start().await;
     let mut client = TestClient::connect(&server.url()).await;
 
@@ -50,6 +54,10 @@ async fn configure_reflects_configured_values() {
     assert_eq!(configuration["intervalInMsClientPing"], json!(250));
     assert_eq!(configuration["waitForAuthenticationTimeoutInMs"], json!(1500));
     assert_eq!(configuration["serverVersion"], json!("9.9.9"));
+    assert_eq!(
+        configuration["clientVersionCodeSupported"],
+        json!({"lessThanOrEqual": 6, "moreThanOrEqual": 5})
+    );
 }
 
 #[tokio::test]

@@ -185,7 +185,10 @@ fn configure(shared: &Arc<Shared>, connection: ConnectionId, request: &Configure
     tracing::info!(connection = connection.get(), client_id = %client_id, "connection configured");
     state.send_receipt(client_id, &request.client_request_id);
     let window = match request.client_type.as_deref() {
-        None | Some("flutter") => ClientVersionCodeSupported::FLUTTER,
+        None | Some("flutter") => shared
+            .config
+            .client_version_window
+            .unwrap_or(ClientVersionCodeSupported::FLUTTER),
         Some("javascript") => ClientVersionCodeSupported::JAVASCRIPT,
         Some(_) => {
             state.send_failure(
