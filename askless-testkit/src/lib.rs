@@ -15,43 +15,41 @@
 //! # Example
 //!
 //! ```
+//! use askless_protocol::{
+//!     ClientIdInternalApp, ClientMessage, ClientRequestId, ConfigureConnectionRequest, ReadRequest,
+//!     ServerMessage, decode_server_frame,
+//! };
 //! use askless_testkit::{MockServer, Route};
-//! use futures_util::{SinkExt as _, StreamExt as _};
-//! use serde_json::{Value, json};
-//! use tokio_tungstenite::tungstenite::Message;
+//! use askless_transport::{Transport, WebSocketTransport, url::Url};
+//! use serde_json::json;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let server = MockServer::start().await;
 //! server.route(Route::read("product/all").handler(|_ctx| async move {
 //!     Ok(Some(json!([{"id": 1, "name": "Apple"}])))
 //! }));
 //!
-//! let (mut ws, _) = tokio_tungstenite::connect_async(server.url()).await.unwrap();
-//! let mut next_json = async || -> Value {
-//!     let frame = ws.next().await.unwrap().unwrap();
-//!     serde_json::from_str(frame.to_text().unwrap()).unwrap_or(Value::Null)
-//! };
-//! assert_eq!(next_json().await, Value::Null); // the `welcome` text frame
-//! # drop(next_json);
-//! ws.send(Message::text(json!({
-//!     "clientRequestId": "REQ-_configure1", "requestType": "CONFIGURE_CONNECTION",
-//!     "_class_type_configureconnectionrequest": "_",
-//!     "clientIdInternalApp": "app1", "clientType": "flutter"
-//! }).to_string())).await.unwrap();
-//! ws.send(Message::text(json!({
-//!     "clientRequestId": "REQ-_read1", "requestType": "READ", "_class_type_read": "_",
-//!     "route": "product/all", "params": null
-//! }).to_string())).await.unwrap();
+//! // A raw protocol client: every frame is written and read by hand.
+//! let mut socket = WebSocketTransport::default().connect(&Url::parse(&server.url())?).await?;
+//! assert_eq!(decode_server_frame(&socket.recv().await?)?, ServerMessage::Welcome);
+//! let configure = ConfigureConnectionRequest::new(
+//!     ClientRequestId::new("REQ-_configure1"),
+//!     ClientIdInternalApp::new("app1"),
+//! );
+//! socket.send(ClientMessage::ConfigureConnection(configure).encode()).await?;
+//! let read = ReadRequest::new(ClientRequestId::new("REQ-_read1"), "product/all", json!(null));
+//! socket.send(ClientMessage::Read(read).encode()).await?;
 //!
 //! // Receipt and response of the configure request, then of the read.
 //! let mut frames = Vec::new();
 //! while frames.len() < 4 {
-//!     let frame = ws.next().await.unwrap().unwrap();
-//!     frames.push(serde_json::from_str::<Value>(frame.to_text().unwrap()).unwrap());
+//!     frames.push(decode_server_frame(&socket.recv().await?)?);
 //! }
-//! assert_eq!(frames[2]["output"], "RECEIVED");
-//! assert_eq!(frames[3]["output"], json!([{"id": 1, "name": "Apple"}]));
+//! assert!(matches!(frames[2], ServerMessage::ServerConfirmReceipt(_)));
+//! let ServerMessage::Response(response) = &frames[3] else { panic!("expected the read's response") };
+//! assert_eq!(response.output, Some(json!([{"id": 1, "name": "Apple"}])));
+//! # Ok(())
 //! # }
 //! ```
 //!
