@@ -81,6 +81,7 @@ impl ConnectionTask {
         }
         if self.streams.owns_response(&response.client_request_id) {
             self.handle_listen_response(response).await;
+            self.release_postponed_ping();
             return;
         }
         if response.error_code() == Some(&AsklessErrorCode::PendingAuthentication)

@@ -1,6 +1,13 @@
 //! Periodic work while connected: pings and the retransmission of requests the server has not
 //! acknowledged. The silence watchdog is a deadline of the connection state (see
 //! `ConnState::deadline`).
+//!
+//! A ping lists only the listeners whose listen succeeded, and the server stops every listener
+//! a ping omits. A ping sent between a listen request and its response would therefore stop
+//! the listener the server has just registered. So a ping that falls due while a listen of the
+//! current connection awaits its response is postponed until that response arrives, for at
+//! most one ping interval; after that it is sent anyway, so the server never misses a ping for
+//! longer than two intervals.
 
 use std::time::Duration;
 
@@ -21,6 +28,9 @@ const RESEND_AGE_MARGIN: Duration = Duration::from_millis(10);
 pub(super) struct Timers {
     next_ping: Option<Instant>,
     ping_interval: Duration,
+    /// When the due ping was first postponed because a listen was in flight; `None` when no
+    /// ping is postponed.
+    ping_postponed_since: Option<Instant>,
     next_resend: Option<Instant>,
     resend_interval: Duration,
     /// When the server's retransmission period takes effect.
@@ -34,6 +44,7 @@ impl Timers {
         Timers {
             next_ping: None,
             ping_interval: defaults.ping_interval(),
+            ping_postponed_since: None,
             next_resend: None,
             resend_interval: defaults.client_resend_interval(),
             apply_server_resend_at: None,
@@ -46,6 +57,7 @@ impl Timers {
         let defaults = ConnectionConfiguration::client_defaults();
         self.ping_interval = nonzero(config.ping_interval());
         self.next_ping = Some(now + self.ping_interval);
+        self.ping_postponed_since = None;
         self.resend_interval = nonzero(defaults.client_resend_interval());
         self.next_resend = Some(now + self.resend_interval);
         self.server_resend_interval = nonzero(config.client_resend_interval());
@@ -54,6 +66,7 @@ impl Timers {
 
     pub(super) fn stop(&mut self) {
         self.next_ping = None;
+        self.ping_postponed_since = None;
         self.next_resend = None;
         self.apply_server_resend_at = None;
     }
@@ -80,15 +93,46 @@ impl ConnectionTask {
             tracing::debug!(interval = ?self.timers.resend_interval, "applying the server's retransmission period");
         }
         if self.timers.next_ping.is_some_and(|at| at <= now) {
-            self.timers.next_ping = Some(now + self.timers.ping_interval);
-            if !self.send_ping().await {
-                return;
+            if let Some(until) = self.ping_postponement(now) {
+                self.timers.next_ping = Some(until);
+            } else {
+                self.timers.ping_postponed_since = None;
+                self.timers.next_ping = Some(now + self.timers.ping_interval);
+                if !self.send_ping().await {
+                    return;
+                }
             }
         }
         if self.timers.next_resend.is_some_and(|at| at <= now) {
             self.timers.next_resend = Some(now + self.timers.resend_interval);
             self.resend_unacknowledged(now).await;
         }
+    }
+
+    /// Returns the instant until which the ping due at `now` is postponed, or `None` when it
+    /// goes out now: no listen is in flight, or the ping was postponed for a whole interval.
+    fn ping_postponement(&mut self, now: Instant) -> Option<Instant> {
+        if !self.streams.has_listen_in_flight() {
+            return None;
+        }
+        let since = *self.timers.ping_postponed_since.get_or_insert(now);
+        let until = since + self.timers.ping_interval;
+        if now >= until {
+            tracing::debug!(postponed_for = ?now.duration_since(since), "sending the ping although a listen is still in flight");
+            return None;
+        }
+        tracing::debug!(?until, "postponing the ping while a listen is in flight");
+        Some(until)
+    }
+
+    /// Makes a postponed ping due at once when no listen is in flight any more; called after
+    /// each listen response.
+    pub(super) fn release_postponed_ping(&mut self) {
+        if self.timers.ping_postponed_since.is_none() || self.streams.has_listen_in_flight() {
+            return;
+        }
+        tracing::debug!("no listen in flight any more, sending the postponed ping");
+        self.timers.next_ping = Some(Instant::now());
     }
 
     async fn send_ping(&mut self) -> bool {

@@ -164,6 +164,13 @@ impl StreamTable {
         })
     }
 
+    /// Returns whether a listen request sent on the current connection awaits its response.
+    pub(super) fn has_listen_in_flight(&self) -> bool {
+        self.listeners
+            .iter()
+            .any(|listener| listener.pending_request_id.is_some())
+    }
+
     /// Returns the listen requests of the live listeners, for the ping.
     pub(super) fn live_listen_requests(&self) -> Vec<ListenRequest> {
         self.listeners
