@@ -93,6 +93,11 @@ impl AuthState {
         matches!(*self.status.borrow(), AuthenticationStatus::Authenticated { .. })
     }
 
+    /// Returns whether the application authenticated and did not clear the authentication since.
+    pub(super) fn expects_authentication(&self) -> bool {
+        self.should_be_authenticated
+    }
+
     /// Returns whether requests are held back for the automatic re-authentication.
     pub(super) fn is_holding(&self) -> bool {
         self.hold_until.is_some()

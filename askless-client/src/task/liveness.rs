@@ -109,6 +109,24 @@ impl ConnectionTask {
         }
     }
 
+    /// Makes the ping due at once when streams were live before this connection. The server
+    /// re-creates a listener only from a ping's `listeningToRoutes`, so without it the streams
+    /// would wait up to one ping interval (`intervalInMsClientPing`) for their values.
+    ///
+    /// Skipped while an expected authentication is missing (the automatic re-authentication
+    /// gave up): the server responds to every authenticated-only entry with an error, and the
+    /// periodic ping already lists them once.
+    pub(super) fn resume_live_streams(&mut self) {
+        if self.auth.expects_authentication() && !self.auth.is_authenticated() {
+            return;
+        }
+        if self.live_streams().is_empty() {
+            return;
+        }
+        tracing::debug!("making the ping due at once to resume the live streams");
+        self.timers.next_ping = Some(Instant::now());
+    }
+
     /// Returns the instant until which the ping due at `now` is postponed, or `None` when it
     /// goes out now: no listen is in flight, or the ping was postponed for a whole interval.
     fn ping_postponement(&mut self, now: Instant) -> Option<Instant> {

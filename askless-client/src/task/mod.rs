@@ -351,6 +351,9 @@ impl ConnectionTask {
             }
         }
         self.send_pending_listens().await;
+        if self.conn.is_connected() {
+            self.resume_live_streams();
+        }
     }
 
     /// Closes the connection, fails every pending request and publishes the final status.
