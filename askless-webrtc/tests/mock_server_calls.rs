@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use askless_client::AsklessClient;
 use askless_protocol::UserId;
-use askless_testkit::{AuthDecision, MockServer};
+use askless_testkit::{AuthDecision, MockConfig, MockServer};
 use askless_webrtc::{
     AsklessCallSignalling, CallClient, CallOptions, CallResponse, CloseReason, LiveCall, LiveCallEvent,
     LocalMedia, SyntheticMedia,
@@ -42,18 +42,15 @@ fn data(value: Value) -> Map<String, Value> {
 
 /// Starts a mock whose authenticate handler accepts `{"userId": <id>}` as that user.
 ///
-/// Notifications go out at once instead of after the reference server's 4 s start-up grace.
-/// With the grace, the incoming call reaches the callee exactly when its client's 1 s ping
-/// timer fires. A ping lists only listeners whose listen has succeeded, so a ping sent while
-/// the callee's listen-for-a-call request is in flight makes the server stop that listener,
-/// which cancels the call.
-// NOTE: that race exists with the real server too: a ping sent during the round trip of the
-// callee's listen cancels the call. Without the grace it is rare in these tests, not gone.
+/// Notifications go out at once instead of after the reference server's 4 s start-up grace,
+/// which only makes each call 4 s slower. `mock_server_call_carries_media` keeps the grace.
 async fn call_server() -> MockServer {
-    let server = MockServer::builder()
-        .configure(|config| config.notify_grace = Duration::ZERO)
-        .start()
-        .await;
+    call_server_with(|config| config.notify_grace = Duration::ZERO).await
+}
+
+/// Starts a call mock with the default configuration changed by `configure`.
+async fn call_server_with(configure: impl FnOnce(&mut MockConfig)) -> MockServer {
+    let server = MockServer::builder().configure(configure).start().await;
     server.authenticate_with(|credential| async move {
         match credential.get("userId").and_then(UserId::from_value) {
             Some(user) => AuthDecision::user(user),
@@ -97,7 +94,10 @@ async fn wait_for_media(who: &str, call: &LiveCall) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mock_server_call_carries_media() {
     init_tracing();
-    let server = call_server().await;
+    // With the reference server's 4 s notification grace, the incoming call can reach the callee
+    // when its client's 1 s ping timer fires, while the listen for the call is in flight. The
+    // client postpones that ping, so the server keeps the listener and the call goes through.
+    let server = call_server_with(|_config| {}).await;
     let (alice, alice_client) = call_client(&server, 1).await;
     let (bob, bob_client) = call_client(&server, 2).await;
     let mut incoming = bob.incoming_calls().await.unwrap();
