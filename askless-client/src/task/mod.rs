@@ -51,6 +51,9 @@ pub(crate) const COMMAND_CAPACITY: usize = 1024;
 /// How long the client waits for the first frame after the socket opens.
 pub(crate) const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// When nothing is due, the task's timer is set this far ahead.
+const IDLE_WAKE: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// How long the client waits for a close frame to be sent before dropping the socket.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -195,8 +198,23 @@ impl ConnectionTask {
     /// Runs the task until every handle is dropped or a close is requested.
     pub(crate) async fn run(mut self) -> ExitReason {
         self.start_attempt();
+        // One timer for the task's whole life, moved only when the earliest deadline changes:
+        // a new `Sleep` per iteration would register and remove a timer for every frame.
+        let timer = tokio::time::sleep(IDLE_WAKE);
+        tokio::pin!(timer);
         let exit = loop {
-            let wake_at = self.next_wake();
+            let wake_at = self.next_wake().unwrap_or_else(|| {
+                // Nothing is due: the timer stays where it is while it is far enough ahead.
+                let now = Instant::now();
+                if timer.deadline() > now + IDLE_WAKE / 2 {
+                    timer.deadline()
+                } else {
+                    now + IDLE_WAKE
+                }
+            });
+            if timer.deadline() != wake_at {
+                timer.as_mut().reset(wake_at);
+            }
             tokio::select! {
                 command = self.commands.recv() => match command {
                     None => break ExitReason::HandlesDropped,
@@ -208,7 +226,7 @@ impl ConnectionTask {
                     Some(command) => self.handle_command(command).await,
                 },
                 event = connection::next_event(&mut self.conn) => self.handle_conn_event(event).await,
-                () = tokio::time::sleep_until(wake_at) => self.on_timers().await,
+                () = &mut timer => self.on_timers().await,
             }
         };
         if exit == ExitReason::HandlesDropped {
@@ -272,9 +290,8 @@ impl ConnectionTask {
         }
     }
 
-    /// Returns the earliest instant at which a timer needs attention.
-    fn next_wake(&self) -> Instant {
-        let far = Instant::now() + Duration::from_secs(24 * 60 * 60);
+    /// Returns the earliest instant at which a timer needs attention; `None` when none does.
+    fn next_wake(&self) -> Option<Instant> {
         [
             self.pending.next_deadline(),
             self.conn.deadline(&self.config),
@@ -284,7 +301,6 @@ impl ConnectionTask {
         .into_iter()
         .flatten()
         .min()
-        .unwrap_or(far)
     }
 
     async fn on_timers(&mut self) {
