@@ -77,6 +77,9 @@ struct Listener {
     listen_id: ListenId,
     route: String,
     params: Value,
+    /// `params` as canonical JSON, computed once: comparing keys must not encode every
+    /// listener's params again, or opening n streams would take n² encodings.
+    canonical_params: String,
     /// The id of the listen request that succeeded: the listener is live and listed in pings.
     live_request_id: Option<ClientRequestId>,
     /// The id of the listen request waiting for its response.
@@ -148,7 +151,7 @@ impl StreamTable {
     fn position_by_key(&self, key: &StreamKey) -> Option<usize> {
         self.listeners
             .iter()
-            .position(|listener| StreamKey::new(&listener.route, &listener.params) == *key)
+            .position(|listener| listener.route == key.route && listener.canonical_params == key.params)
     }
 
     fn position_by_listen_id(&self, listen_id: &ListenId) -> Option<usize> {
@@ -259,6 +262,7 @@ impl ConnectionTask {
             listen_id,
             route,
             params,
+            canonical_params: key.params,
             live_request_id: None,
             pending_request_id: None,
             waiting_for_authentication: false,
