@@ -17,6 +17,8 @@ pub enum ExampleApp {
     /// catalog example server does, so a request refused for lack of authentication fails at
     /// once.
     Catalog,
+    /// The call app. It uses only the call routes, which every mock server serves.
+    Call,
 }
 
 /// The mock server of `askless-testkit` with the demo route set (the routes of the three Askless

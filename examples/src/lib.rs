@@ -7,7 +7,9 @@
 //! - [`random_numbers::run`] streams the numbers of the `generated-random-number` route;
 //! - [`chat::run`] lets the users "blue" and "green" exchange messages on the `message` route;
 //! - [`catalog::run`] authenticates, streams `product-list`, adds and removes products and shows
-//!   the errors of users without permission.
+//!   the errors of users without permission;
+//! - [`call::run`] signs in two users who make a WebRTC call with synthetic audio and video
+//!   through the server's call routes.
 //!
 //! Without `--url`, each binary starts an [`EmbeddedServer`]: the mock server of
 //! `askless-testkit` with its demo route set, on a free port of 127.0.0.1. With `--url` they talk
@@ -17,6 +19,7 @@ mod console;
 mod embedded;
 mod messages;
 
+pub mod call;
 pub mod catalog;
 pub mod chat;
 pub mod random_numbers;
