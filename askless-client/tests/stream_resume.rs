@@ -9,8 +9,7 @@ use askless_testkit::{MockServer, Route};
 use futures::StreamExt;
 use serde_json::json;
 
-/// The advertised ping interval. The client pings every 6 s anyway (it pings at least as often
-/// as its silence limit), so the early ping is told apart by coming within `EARLY`.
+/// The advertised ping interval, far longer than the delay of the early ping.
 const PING_INTERVAL: Duration = Duration::from_secs(120);
 
 /// Bound on the delay of the early ping: below the client's 1 s timer that applies the server's
@@ -24,6 +23,9 @@ async fn server() -> MockServer {
         .well_behaved()
         .configure(|config| {
             config.client_ping_interval = PING_INTERVAL;
+            // No pings means no pongs: the silence limit must outlast the ping interval, or the
+            // client would drop the connection as silent.
+            config.reconnect_without_pong = 2 * PING_INTERVAL;
             config.liveness_tick = None;
             config.record_cleanup_tick = None;
         })
