@@ -5,9 +5,10 @@
 //! A ping lists only the listeners whose listen succeeded, and the server stops every listener
 //! a ping omits. A ping sent between a listen request and its response would therefore stop
 //! the listener the server has just registered. So a ping that falls due while a listen of the
-//! current connection awaits its response is postponed until that response arrives, for at
-//! most one ping interval; after that it is sent anyway, so the server never misses a ping for
-//! longer than two intervals.
+//! current connection awaits its response waits for that response, for at most one ping
+//! interval. After that it is sent anyway, so pings are never more than two intervals apart.
+//! This also delays the ping that resumes live streams after a reconnection while the
+//! listens of the other streams are in flight.
 
 use std::time::Duration;
 
