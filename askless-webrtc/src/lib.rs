@@ -25,6 +25,13 @@
 //! `webrtc` crate produces. Only Opus audio and VP8 video tracks can be sent, and there is no
 //! renegotiation (adding or removing a track during a call).
 //!
+//! Known limit: a new call between the same two users made within about one ping interval of a
+//! hang-up can end at once. After a hang-up the server keeps both users' listen-for-a-call
+//! listeners until a ping omits them, and removing them cleans up the call state of the pair,
+//! which stops the listeners of the new call too. The mock server of `askless-testkit`, which
+//! follows the call routes of the reference server, behaves this way; the sequential calls test
+//! waits for the server to drop those listeners before each call.
+//!
 //! # Network behaviour
 //!
 //! - No STUN or TURN server is used unless the application returns one from
