@@ -55,11 +55,16 @@ impl Console {
     }
 }
 
-/// Sends `tracing` logs to standard error, filtered by `RUST_LOG` (default `warn`).
+/// Default log filter: warnings, except from the WebRTC media crates, which warn once per media
+/// packet written before the encryption keys of a call are negotiated.
+pub const DEFAULT_LOG_FILTER: &str = "warn,rtc=error,webrtc=error";
+
+/// Sends `tracing` logs to standard error, filtered by `RUST_LOG` (default
+/// [`DEFAULT_LOG_FILTER`]).
 ///
 /// Calling it twice keeps the first set-up.
 pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -17,7 +17,7 @@ use clap::Parser;
         call ended.\n\nMedia goes directly between the two users over 127.0.0.1 only: no STUN \
         server or other host is contacted. Without --url it starts a mock server with the demo \
         routes on a free port of 127.0.0.1. Logs go to standard error, filtered by RUST_LOG \
-        (default warn)."
+        (default warn, and error for the media crates rtc and webrtc)."
 )]
 struct Args {
     /// Server to use, ws://host:port or wss://host:port, with the Askless call routes and
