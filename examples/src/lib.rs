@@ -26,6 +26,6 @@ pub mod random_numbers;
 pub mod session;
 pub mod tour;
 
-pub use console::{Console, init_tracing};
+pub use console::{Console, DEFAULT_LOG_FILTER, init_tracing};
 pub use embedded::{EmbeddedServer, ExampleApp};
 pub use messages::{describe_error, describe_status, print_status_changes};
