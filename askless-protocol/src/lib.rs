@@ -60,6 +60,7 @@ mod ids;
 pub mod marker;
 pub mod routes;
 mod server;
+mod server_fast;
 
 pub use auth::{AuthenticateOutput, UserId};
 pub use client::{

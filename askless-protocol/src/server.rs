@@ -331,6 +331,9 @@ pub fn decode_server_frame(text: &str) -> Result<ServerMessage, DecodeError> {
         marker::PONG_TEXT => return Ok(ServerMessage::Pong),
         _ => {}
     }
+    if let Some(message) = crate::server_fast::decode(text) {
+        return Ok(message);
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(_) if looks_like_plain_text(text) => return Err(DecodeError::UnexpectedText { len: text.len() }),
