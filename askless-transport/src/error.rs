@@ -211,7 +211,7 @@ pub enum TransportError {
     },
 
     /// An I/O error on the socket.
-    #[error("I/O error while {operation}; check the network and reconnect")]
+    #[error("I/O error while {operation}; {}", io_advice(source))]
     Io {
         /// Operation that failed, for example `sending a frame`.
         operation: String,
@@ -219,6 +219,22 @@ pub enum TransportError {
         #[source]
         source: io::Error,
     },
+}
+
+/// Returns what to do about an I/O error, from the kind the operating system reported.
+fn io_advice(source: &io::Error) -> &'static str {
+    match source.kind() {
+        io::ErrorKind::AddrInUse => {
+            "the address is already in use: stop the program that holds it or choose another port"
+        }
+        io::ErrorKind::AddrNotAvailable => {
+            "the address does not belong to this machine: choose a local address"
+        }
+        io::ErrorKind::PermissionDenied => {
+            "permission denied: choose a port above 1023 or run with the needed privilege"
+        }
+        _ => "check the network and reconnect",
+    }
 }
 
 fn format_reason(reason: &str) -> String {

@@ -424,3 +424,17 @@ async fn server_closing_during_upgrade_is_retryable_io() {
     assert!(error.is_retryable());
     within(server).await.unwrap();
 }
+
+#[tokio::test]
+async fn bind_to_taken_port_says_in_use() {
+    let first = WebSocketListener::bind("127.0.0.1:0").await.unwrap();
+    let error = WebSocketListener::bind(first.local_addr())
+        .await
+        .expect_err("the port is taken");
+
+    assert_eq!(error.kind(), ErrorKind::Io);
+    let message = error.to_string();
+    assert!(message.contains("binding the listener"), "{message}");
+    assert!(message.contains("already in use"), "{message}");
+    assert!(!message.contains("reconnect"), "{message}");
+}
