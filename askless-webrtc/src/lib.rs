@@ -52,13 +52,17 @@
 //!
 //! # Example
 //!
-//! ```no_run
+//! Two users in one process call each other through the in-memory signalling hub, with media on
+//! 127.0.0.1:
+//!
+//! ```
 //! use std::sync::Arc;
 //!
 //! use askless_webrtc::{CallClient, CallOptions, CallResponse, LocalMedia, MemorySignallingHub};
 //! use futures::StreamExt;
 //!
-//! # async fn example() -> Result<(), askless_webrtc::CallError> {
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), askless_webrtc::CallError> {
 //! let hub = MemorySignallingHub::new();
 //! let alice = CallClient::new(Arc::new(hub.connect(1)), CallOptions::loopback());
 //! let bob = CallClient::new(Arc::new(hub.connect(2)), CallOptions::loopback());
@@ -67,9 +71,10 @@
 //! let request = alice.request_call_to_user(2.into(), LocalMedia::audio_and_video()?, Default::default())?;
 //! let receiving = incoming.next().await.expect("a call");
 //! let bob_call = receiving.accept(LocalMedia::audio_and_video()?, Default::default()).await?;
-//! if let CallResponse::Accepted { call, .. } = request.response().await {
-//!     call.close().await;
-//! }
+//! let CallResponse::Accepted { call, .. } = request.response().await else {
+//!     panic!("bob accepted the call");
+//! };
+//! call.close().await;
 //! # drop(bob_call);
 //! # Ok(())
 //! # }
