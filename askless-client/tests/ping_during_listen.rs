@@ -20,6 +20,12 @@ const WAIT: Duration = Duration::from_secs(60);
 /// The ping interval the mock sends to the client in its connection configuration.
 const PING_INTERVAL: Duration = Duration::from_secs(1);
 
+/// The silence limit the mock advertises (`reconnectClientAfterMillisecondsWithoutServerPong`).
+const SILENCE_LIMIT: Duration = Duration::from_secs(6);
+
+/// The longest time a ping waits for a listen in flight: half the silence limit.
+const LONGEST_POSTPONEMENT: Duration = Duration::from_secs(3);
+
 /// How long the slow route takes to produce its value: longer than one ping interval, so a
 /// ping falls due while the listen is in flight, and shorter than the longest postponement.
 const SLOW_READ: Duration = Duration::from_millis(1500);
@@ -34,6 +40,7 @@ async fn server() -> MockServer {
         .configure(|config| {
             config.record_cleanup_tick = None;
             config.client_ping_interval = PING_INTERVAL;
+            config.reconnect_without_pong = SILENCE_LIMIT;
         })
         .start()
         .await
@@ -144,17 +151,31 @@ async fn ping_postponement_is_bounded() {
         .await
         .expect("a ping after the listen request");
 
-    // The first ping falls due at most one interval after the listen and waits at most one
-    // more interval. A little slack covers the frame's trip through the loopback socket.
+    // The first ping falls due at most one interval after the listen and waits at most half
+    // the server-silence limit. A little slack covers the frame's trip through the socket.
     let delay = ping.at.duration_since(listen.at);
     assert!(
-        delay >= PING_INTERVAL,
-        "the ping went out {delay:?} after the listen, before a postponement could end"
+        delay >= LONGEST_POSTPONEMENT,
+        "the ping went out {delay:?} after the listen, before the postponement could end"
     );
     assert!(
-        delay <= PING_INTERVAL * 2 + Duration::from_millis(100),
+        delay <= PING_INTERVAL + LONGEST_POSTPONEMENT + Duration::from_millis(100),
         "the ping was held back for {delay:?}"
     );
+
+    // The pong of that ping keeps the silence watchdog from replacing the healthy connection.
+    tokio::time::sleep(SILENCE_LIMIT * 2).await;
+    let configures = server
+        .received_frames()
+        .iter()
+        .filter(|frame| {
+            matches!(
+                frame.client_message(),
+                Some(ClientMessage::ConfigureConnection(_))
+            )
+        })
+        .count();
+    assert_eq!(configures, 1, "the client replaced a healthy connection");
 
     drop(stream);
     client.close().await;

@@ -5,8 +5,11 @@
 //! A ping lists only the listeners whose listen succeeded, and the server stops every listener
 //! a ping omits. A ping sent between a listen request and its response would therefore stop
 //! the listener the server has just registered. So a ping that falls due while a listen of the
-//! current connection awaits its response waits for that response, for at most one ping
-//! interval. After that it is sent anyway, so pings are never more than two intervals apart.
+//! current connection awaits its response waits for that response, for at most half the
+//! server-silence limit (`reconnectClientAfterMillisecondsWithoutServerPong`, 3 s of the
+//! default 6 s) and at least one ping interval. After that it is sent anyway, so its pong still
+//! arrives well before the silence watchdog would give up on a healthy connection. The listen
+//! request itself is a frame, so the server's own liveness check sees the client meanwhile.
 //! This also delays the ping that resumes live streams after a reconnection while the
 //! listens of the other streams are in flight.
 
@@ -129,13 +132,15 @@ impl ConnectionTask {
     }
 
     /// Returns the instant until which the ping due at `now` is postponed, or `None` when it
-    /// goes out now: no listen is in flight, or the ping was postponed for a whole interval.
+    /// goes out now: no listen is in flight, or the ping was postponed for the longest allowed
+    /// time (see the module documentation).
     fn ping_postponement(&mut self, now: Instant) -> Option<Instant> {
         if !self.streams.has_listen_in_flight() {
             return None;
         }
         let since = *self.timers.ping_postponed_since.get_or_insert(now);
-        let until = since + self.timers.ping_interval;
+        let longest = (self.config.server_silence_limit() / 2).max(self.timers.ping_interval);
+        let until = since + longest;
         if now >= until {
             tracing::debug!(postponed_for = ?now.duration_since(since), "sending the ping although a listen is still in flight");
             return None;
