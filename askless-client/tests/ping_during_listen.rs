@@ -1,7 +1,7 @@
 //! Pings while a listen request awaits its response, against the testkit's mock server.
 //!
 //! A ping lists only the listeners whose listen succeeded, and the server stops every listener
-//! a ping omits. These tests check that the client holds a due ping back until the listen
+//! a ping omits. These tests check that the client postpones a due ping until the listen
 //! response arrives, and that the hold is bounded so the server still hears from the client.
 
 use std::sync::Arc;
@@ -23,8 +23,8 @@ const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// The silence limit the mock advertises (`reconnectClientAfterMillisecondsWithoutServerPong`).
 const SILENCE_LIMIT: Duration = Duration::from_secs(6);
 
-/// The longest time a ping waits for a listen in flight: half the silence limit.
-const LONGEST_POSTPONEMENT: Duration = Duration::from_secs(3);
+/// Maximum time a ping waits for a listen in flight: half the silence limit.
+const MAX_POSTPONEMENT: Duration = Duration::from_secs(3);
 
 /// How long the slow route takes to produce its value: longer than one ping interval, so a
 /// ping falls due while the listen is in flight, and shorter than the longest postponement.
@@ -155,11 +155,11 @@ async fn ping_postponement_is_bounded() {
     // the server-silence limit. A little slack covers the frame's trip through the socket.
     let delay = ping.at.duration_since(listen.at);
     assert!(
-        delay >= LONGEST_POSTPONEMENT,
+        delay >= MAX_POSTPONEMENT,
         "the ping went out {delay:?} after the listen, before the postponement could end"
     );
     assert!(
-        delay <= PING_INTERVAL + LONGEST_POSTPONEMENT + Duration::from_millis(100),
+        delay <= PING_INTERVAL + MAX_POSTPONEMENT + Duration::from_millis(100),
         "the ping was held back for {delay:?}"
     );
 

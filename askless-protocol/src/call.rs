@@ -1,7 +1,7 @@
 //! Payloads of the WebRTC call signalling that travels over the internal call routes.
 //!
 //! Calls are signalled with ordinary create, read and listen requests on the routes named in
-//! [`routes`](crate::routes); these types are the `body`, `params` and stream values of those
+//! [`routes`](crate::routes). These types are the `body`, `params` and stream values of those
 //! requests. Media never goes through the server.
 
 use serde::{Deserialize, Serialize};

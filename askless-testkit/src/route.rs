@@ -95,7 +95,7 @@ impl fmt::Debug for RouteContext {
     }
 }
 
-/// How a handler fails, or declines to respond.
+/// Failure of a handler, or its choice not to respond at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RouteError {
     /// The request fails with an `error` object whose members are exactly these.

@@ -11,7 +11,7 @@ pub enum CallError {
     Signalling {
         /// The internal route, such as `askless-internal/call/request`.
         route: &'static str,
-        /// What the signalling layer reported.
+        /// Message of the signalling layer.
         source: SignallingError,
     },
     /// The WebRTC stack failed at one step of the call setup.
@@ -27,7 +27,7 @@ pub enum CallError {
     InvalidIceServer {
         /// The URL at fault (empty when the server has none). Never contains the credential.
         url: String,
-        /// What is wrong and how to fix it.
+        /// Description of the problem and how to fix it.
         reason: &'static str,
     },
     /// The callee accepted but its value carries no SDP answer, so the call cannot start.

@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::floor::FloorClient;
 use crate::server::IDLE_ROUTE;
 
-/// What a memory round opens.
+/// Kind of resource a memory round opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Idle {
     /// Idle connections, each configured, with nothing else to do.
