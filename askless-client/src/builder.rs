@@ -12,12 +12,12 @@ use tokio::sync::{mpsc, oneshot};
 use url::Url;
 
 use crate::auth::{CredentialFuture, CredentialProvider, ReauthenticationCallback, ReauthenticationFailure};
-use crate::client::AsklessClient;
+use crate::client::{AsklessClient, Shared};
 use crate::error::{Error, Result};
 use crate::policy::ReconnectPolicy;
 use crate::stats::StatsCounters;
 use crate::status::{ConnectionStatus, StatusPublisher};
-use crate::task::{COMMAND_CAPACITY, ConnectionTask, TaskSettings};
+use crate::task::{COMMAND_CAPACITY, ConnectionTask, DirectSlot, TaskSettings};
 
 /// Default of [`AsklessClientBuilder::max_pending_requests`]: requests (reads, creates,
 /// updates, deletes) that may wait for a response at once.
@@ -192,6 +192,7 @@ impl AsklessClientBuilder {
             .unwrap_or_else(|| Arc::new(WebSocketTransport::default()));
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAPACITY);
         let stats = Arc::new(StatsCounters::default());
+        let direct = Arc::new(DirectSlot::default());
         let (publisher, receivers) = StatusPublisher::new(ConnectionStatus::InProgress);
         let settings = TaskSettings {
             url,
@@ -206,17 +207,18 @@ impl AsklessClientBuilder {
             commands: commands_tx.downgrade(),
             max_pending_requests: self.max_pending_requests,
             stats: Arc::clone(&stats),
+            direct: Arc::clone(&direct),
         };
         let (task, auth_status) = ConnectionTask::new(settings, commands_rx, publisher);
         runtime.spawn(task.run());
-        Ok(AsklessClient::new(
-            commands_tx,
-            receivers,
-            auth_status,
+        let shared = Shared {
             runtime,
             client_id,
             stats,
-        ))
+            direct,
+            max_pending_requests: self.max_pending_requests,
+        };
+        Ok(AsklessClient::new(commands_tx, receivers, auth_status, shared))
     }
 }
 

@@ -3,24 +3,26 @@
 use std::fmt;
 use std::sync::Arc;
 
-use askless_protocol::ClientIdInternalApp;
+use askless_protocol::{
+    ClientIdInternalApp, ClientMessage, ClientRequestId, ModifyKind, ModifyRequest, ReadRequest,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 
 use crate::auth::{AuthenticateOptions, Authenticated, AuthenticationStatus};
 use crate::builder::AsklessClientBuilder;
 use crate::error::{Error, Operation, Result};
 use crate::introspect::StateSizes;
 use crate::options::RequestOptions;
-use crate::stats::{ClientStats, StatsCounters};
+use crate::stats::{ClientStats, StatsCounters, bump};
 use crate::status::{
     ConnectionStatus, StatusListenerGuard, StatusReceivers, StatusStream, StatusStreamOptions,
 };
 use crate::stream::{ReadStream, StreamOptions, SubscriberQueue};
 use crate::task::StreamCommand;
-use crate::task::{Command, RequestCommand};
+use crate::task::{Command, DirectSlot, RequestCommand};
 
 /// A handle to an Askless client.
 ///
@@ -42,6 +44,20 @@ struct Inner {
     runtime: tokio::runtime::Handle,
     client_id: ClientIdInternalApp,
     stats: Arc<StatsCounters>,
+    /// The socket requests are written on while they flow; see `task::direct`.
+    direct: Arc<DirectSlot>,
+    /// One permit per request that may be pending at once.
+    pending_permits: Arc<Semaphore>,
+    max_pending_requests: usize,
+}
+
+/// What the builder hands to a new client handle besides the channels.
+pub(crate) struct Shared {
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) client_id: ClientIdInternalApp,
+    pub(crate) stats: Arc<StatsCounters>,
+    pub(crate) direct: Arc<DirectSlot>,
+    pub(crate) max_pending_requests: usize,
 }
 
 impl fmt::Debug for AsklessClient {
@@ -99,10 +115,15 @@ impl AsklessClient {
         commands: mpsc::Sender<Command>,
         status: StatusReceivers,
         authentication: watch::Receiver<AuthenticationStatus>,
-        runtime: tokio::runtime::Handle,
-        client_id: ClientIdInternalApp,
-        stats: Arc<StatsCounters>,
+        shared: Shared,
     ) -> Self {
+        let Shared {
+            runtime,
+            client_id,
+            stats,
+            direct,
+            max_pending_requests,
+        } = shared;
         AsklessClient {
             inner: Arc::new(Inner {
                 commands,
@@ -112,6 +133,9 @@ impl AsklessClient {
                 runtime,
                 client_id,
                 stats,
+                direct,
+                pending_permits: Arc::new(Semaphore::new(max_pending_requests.min(Semaphore::MAX_PERMITS))),
+                max_pending_requests,
             }),
         }
     }
@@ -271,13 +295,49 @@ impl AsklessClient {
             ));
         }
         let params = to_params(operation, route, params)?;
-        let (reply, response) = oneshot::channel();
+        let permit = Arc::clone(&self.inner.pending_permits)
+            .try_acquire_owned()
+            .map_err(|_| {
+                let limit = self.inner.max_pending_requests;
+                let rejected = bump(&self.inner.stats.requests_rejected);
+                tracing::debug!(%route, %operation, limit, rejected, "too many pending requests, rejecting");
+                Error::too_many_pending(operation, route, limit)
+            })?;
+        let id = ClientRequestId::generate_request(&mut rand::rng());
+        let message = match operation {
+            Operation::Read => ClientMessage::Read(ReadRequest::new(id.clone(), route, params)),
+            Operation::Create | Operation::Update | Operation::Delete => {
+                let kind = match operation {
+                    Operation::Create => ModifyKind::Create,
+                    Operation::Update => ModifyKind::Update,
+                    _ => ModifyKind::Delete,
+                };
+                let body = body.unwrap_or_else(|| Value::Object(Default::default()));
+                ClientMessage::Modify(ModifyRequest::new(id.clone(), kind, route, body, params))
+            }
+            Operation::Listen => {
+                return Err(Error::invalid_option(
+                    "operation",
+                    "a listen is not a request; use read_stream".to_owned(),
+                ));
+            }
+        };
+        let frame = message.encode();
+        // While requests flow, the frame is written here rather than by the connection task,
+        // which saves a caller outside the runtime's workers a thread wake-up (see
+        // `task::direct`). The command goes first, so the task knows the request before its
+        // response can arrive.
+        let direct = self.inner.direct.current();
+        let (reply, mut response) = oneshot::channel();
         let command = RequestCommand {
             operation,
             route: route.to_owned(),
-            params,
-            body,
+            id,
+            message,
+            frame: frame.clone(),
+            written_on: direct.as_ref().map(|link| link.generation),
             options,
+            permit: Some(permit),
             reply,
         };
         self.inner
@@ -285,9 +345,30 @@ impl AsklessClient {
             .send(Command::Request(command))
             .await
             .map_err(|_| Error::closed(Some(operation), route))?;
-        let value = response
-            .await
-            .map_err(|_| Error::closed(Some(operation), route))??;
+        let outcome = match direct {
+            Some(link) => {
+                let write = async {
+                    tracing::trace!(frame = %frame, "sending frame");
+                    let mut sender = link.sender.lock().await;
+                    if let Err(error) = sender.send(frame).await {
+                        // The connection task sees the socket fail too and sends the request
+                        // again on the next connection.
+                        tracing::debug!(%error, "writing a request failed");
+                    }
+                };
+                tokio::select! {
+                    biased;
+                    outcome = &mut response => Some(outcome),
+                    () = write => None,
+                }
+            }
+            None => None,
+        };
+        let outcome = match outcome {
+            Some(outcome) => outcome,
+            None => response.await,
+        };
+        let value = outcome.map_err(|_| Error::closed(Some(operation), route))??;
         Ok(Output {
             operation,
             route: route.to_owned(),

@@ -6,7 +6,8 @@ use std::fmt;
 use std::time::Duration;
 
 use askless_protocol::{
-    AsklessErrorCode, AuthenticateRequest, ClientMessage, ClientRequestId, Response, routes,
+    AsklessErrorCode, AuthenticateRequest, ClientMessage, ClientRequestId, ModifyKind, ModifyRequest,
+    Response, routes,
 };
 use serde_json::Value;
 use tokio::sync::{oneshot, watch};
@@ -460,12 +461,23 @@ impl ConnectionTask {
             let _ = reply.send(Ok(None));
             return;
         }
+        let id = ClientRequestId::generate_request(&mut self.settings.rng);
+        let message = ClientMessage::Modify(ModifyRequest::new(
+            id.clone(),
+            ModifyKind::Delete,
+            routes::AUTHENTICATION,
+            Value::Object(serde_json::Map::new()),
+            Value::Null,
+        ));
         let logout = RequestCommand {
             operation: Operation::Delete,
             route: routes::AUTHENTICATION.to_owned(),
-            params: Value::Null,
-            body: Some(Value::Object(serde_json::Map::new())),
+            frame: message.encode(),
+            id,
+            message,
+            written_on: None,
             options: RequestOptions::default(),
+            permit: None,
             reply,
         };
         self.handle_request(logout).await;

@@ -10,9 +10,10 @@ use std::time::Duration;
 use askless_protocol::{
     ClientMessage, ClientRequestId, ConfigureConnectionRequest, ConnectionConfiguration, Response,
 };
-use askless_transport::{Connection, FrameReceiver, FrameSender, TransportError};
+use askless_transport::{Connection, FrameReceiver, TransportError};
 use tokio::time::Instant;
 
+use super::direct::SharedSender;
 use super::{CLOSE_TIMEOUT, ConnectionTask, FIRST_FRAME_TIMEOUT, NORMAL_CLOSURE};
 use crate::error::Error;
 use crate::stats::bump;
@@ -43,7 +44,10 @@ impl fmt::Debug for ConnState {
 /// An open socket and how far its setup went.
 #[derive(Debug)]
 pub(super) struct OpenLink {
-    sender: Box<dyn FrameSender>,
+    /// Shared with callers, who write their requests on it while requests flow.
+    pub(super) sender: SharedSender,
+    /// The number of this socket among those the task opened.
+    pub(super) generation: u64,
     receiver: Box<dyn FrameReceiver>,
     pub(super) phase: LinkPhase,
     /// When the last frame of any kind arrived; `None` before the first one.
@@ -134,8 +138,10 @@ impl ConnectionTask {
                 tracing::debug!("socket open, waiting for the first frame");
                 bump(&self.settings.stats.connections_opened);
                 let (sender, receiver) = connection.into_split();
+                self.link_generation += 1;
                 self.conn = ConnState::Open(OpenLink {
-                    sender,
+                    sender: Arc::new(tokio::sync::Mutex::new(sender)),
+                    generation: self.link_generation,
                     receiver,
                     phase: LinkPhase::AwaitingFirstFrame {
                         deadline: Instant::now() + FIRST_FRAME_TIMEOUT,
@@ -269,7 +275,8 @@ impl ConnectionTask {
             return false;
         };
         let limit = self.config.server_silence_limit().max(Duration::from_secs(1));
-        let error = match tokio::time::timeout(limit, link.sender.send(text)).await {
+        let send = async { link.sender.lock().await.send(text).await };
+        let error = match tokio::time::timeout(limit, send).await {
             Ok(Ok(())) => return true,
             Ok(Err(error)) => error,
             Err(_) => {
@@ -301,11 +308,16 @@ impl ConnectionTask {
         self.timers.stop();
         self.reset_authentication_for_disconnect();
         self.streams.forget_pending_listens();
-        if let ConnState::Open(mut link) = previous {
+        if let ConnState::Open(link) = previous {
             if send_close {
-                match tokio::time::timeout(CLOSE_TIMEOUT, link.sender.close(NORMAL_CLOSURE, "client closed"))
-                    .await
-                {
+                let close = async {
+                    link.sender
+                        .lock()
+                        .await
+                        .close(NORMAL_CLOSURE, "client closed")
+                        .await
+                };
+                match tokio::time::timeout(CLOSE_TIMEOUT, close).await {
                     Ok(Ok(())) => tracing::debug!("close frame sent"),
                     Ok(Err(error)) => tracing::debug!(%error, "sending the close frame failed"),
                     Err(_) => tracing::debug!("sending the close frame timed out"),

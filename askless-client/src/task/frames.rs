@@ -2,17 +2,21 @@
 //! matching responses to requests.
 
 use askless_protocol::{
-    AsklessErrorCode, ClientMessage, ClientRequestId, ConfirmReceipt, ModifyKind, ModifyRequest, ReadRequest,
-    Response, ServerId, ServerMessage, decode_server_frame,
+    AsklessErrorCode, ClientMessage, ClientRequestId, ConfirmReceipt, Response, ServerId, ServerMessage,
+    decode_server_frame,
 };
-use serde_json::Value;
 use tokio::time::Instant;
 
+use super::connection::ConnState;
 use super::dedup;
-use super::pending::{PendingRequest, Phase};
+use super::direct::EarlyFrame;
+use super::pending::{self, PendingRequest, Phase};
 use super::{ConnectionTask, RequestCommand};
 use crate::error::{Error, Operation};
 use crate::stats::bump;
+
+/// The prefix of the ids of requests callers may write themselves.
+const REQUEST_ID_PREFIX: &str = "REQ-_";
 
 impl ConnectionTask {
     /// Handles one frame received from the server.
@@ -54,6 +58,9 @@ impl ConnectionTask {
             ServerMessage::ServerConfirmReceipt(receipt) => {
                 if self.pending.mark_received(&receipt.client_request_id) {
                     tracing::debug!(id = %receipt.client_request_id, "server received the request");
+                } else if receipt.client_request_id.as_str().starts_with(REQUEST_ID_PREFIX) {
+                    // Listens have their own prefix and are never written by callers.
+                    self.early.keep(EarlyFrame::Receipt(receipt.client_request_id));
                 }
             }
             ServerMessage::Response(response) => self.handle_response(response).await,
@@ -90,8 +97,11 @@ impl ConnectionTask {
             return;
         }
         let Some(request) = self.pending.remove(&response.client_request_id) else {
+            // Kept in case it overtook its request's command (see `direct`); counted as
+            // unmatched in any case.
             bump(&self.settings.stats.unmatched_responses);
-            tracing::debug!(id = %response.client_request_id, "ignoring a response to no pending request");
+            tracing::debug!(id = %response.client_request_id, "response to no pending request");
+            self.early.keep(EarlyFrame::Response(response));
             return;
         };
         let result = match &response.error {
@@ -142,56 +152,41 @@ impl ConnectionTask {
         true
     }
 
-    /// Registers a request and sends it when connected.
+    /// Registers a request and sends it when connected, unless its caller writes it.
     pub(super) async fn handle_request(&mut self, command: RequestCommand) {
         let RequestCommand {
             operation,
             route,
-            params,
-            body,
+            mut id,
+            mut message,
+            mut frame,
+            written_on,
             options,
+            permit,
             reply,
         } = command;
         if let Some(error) = &self.halted {
             let _ = reply.send(Err(error.for_request(operation, &route)));
             return;
         }
-        let limit = self.settings.max_pending_requests;
-        if self.pending.len() >= limit {
-            let rejected = bump(&self.settings.stats.requests_rejected);
-            tracing::debug!(%route, %operation, limit, rejected, "too many pending requests, rejecting");
-            let _ = reply.send(Err(Error::too_many_pending(operation, &route, limit)));
-            return;
+        let current_link = match &self.conn {
+            ConnState::Open(link) => Some(link.generation),
+            _ => None,
+        };
+        // Written by its caller on the current socket: only registered here.
+        let written_here = written_on.is_some() && written_on == current_link;
+        if written_on.is_some() && !written_here && operation == Operation::Read {
+            // Written on a socket that is gone; a read is sent again with a new id, as after a
+            // reconnection.
+            id = ClientRequestId::generate_request(&mut self.settings.rng);
+            pending::set_request_id(&mut message, id.clone());
+            frame = message.encode();
         }
-        let id = ClientRequestId::generate_request(&mut self.settings.rng);
-        let kind = match operation {
-            Operation::Read => None,
-            Operation::Create => Some(ModifyKind::Create),
-            Operation::Update => Some(ModifyKind::Update),
-            Operation::Delete => Some(ModifyKind::Delete),
-            Operation::Listen => {
-                // Streams go through their own command; a listen here is a bug in this crate.
-                let error = Error::invalid_option(
-                    "operation",
-                    "a listen is not a request; use read_stream".to_owned(),
-                );
-                let _ = reply.send(Err(error));
-                return;
-            }
-        };
-        let message = match kind {
-            None => ClientMessage::Read(ReadRequest::new(id.clone(), route.clone(), params)),
-            Some(kind) => {
-                let body = body.unwrap_or_else(|| Value::Object(Default::default()));
-                ClientMessage::Modify(ModifyRequest::new(id.clone(), kind, route.clone(), body, params))
-            }
-        };
-
-        let frame = message.encode();
         let now = Instant::now();
         let timeout = self.request_timeout(&options);
         let connected = self.flow_open();
-        let phase = if connected {
+        let send_now = connected && !written_here;
+        let phase = if connected || written_here {
             Phase::Registered {
                 deadline: timeout.map(|timeout| now + timeout),
             }
@@ -201,23 +196,35 @@ impl ConnectionTask {
             }
         };
 
-        tracing::debug!(%id, %route, %operation, connected, "new request");
+        tracing::debug!(%id, %route, %operation, connected, by_caller = written_here, "new request");
+        let early = self.early.take(&id);
+        let to_send = send_now.then(|| frame.clone());
         self.pending.insert(PendingRequest {
             id,
             operation,
             route,
             message,
-            frame: frame.clone(),
+            frame,
             created_at: now,
             received_by_server: false,
-            sent: connected,
+            // A frame written on a socket that is gone may have reached the server.
+            sent: send_now || written_on.is_some(),
             phase,
             timeout,
             persevere: options.persevere,
             authentication_error: None,
+            permit,
             reply,
         });
-        if connected {
+        for frame in early {
+            match frame {
+                EarlyFrame::Receipt(id) => {
+                    self.pending.mark_received(&id);
+                }
+                EarlyFrame::Response(response) => self.handle_response(response).await,
+            }
+        }
+        if let Some(frame) = to_send {
             self.send_frame(frame).await;
         }
     }

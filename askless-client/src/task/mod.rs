@@ -10,6 +10,7 @@
 mod auth;
 mod connection;
 pub(crate) mod dedup;
+mod direct;
 mod frames;
 mod liveness;
 pub(crate) mod pending;
@@ -18,11 +19,11 @@ mod streams;
 use std::sync::Arc;
 use std::time::Duration;
 
-use askless_protocol::{ClientIdInternalApp, ClientRequestId, ConnectionConfiguration};
+use askless_protocol::{ClientIdInternalApp, ClientMessage, ClientRequestId, ConnectionConfiguration};
 use askless_transport::Transport;
 use rand::rngs::StdRng;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 use tokio::time::Instant;
 use url::Url;
 
@@ -40,6 +41,8 @@ use self::auth::AuthState;
 use self::connection::ConnState;
 pub(crate) use self::connection::redacted as redacted_url;
 use self::dedup::ServerIdMemory;
+pub(crate) use self::direct::DirectSlot;
+use self::direct::EarlyFrames;
 use self::liveness::Timers;
 use self::pending::{Expiry, PendingTable};
 pub(crate) use self::streams::StreamCommand;
@@ -88,15 +91,22 @@ pub(crate) enum Command {
     },
 }
 
-/// A read, create, update or delete request.
+/// A read, create, update or delete request, encoded by the caller.
 #[derive(Debug)]
 pub(crate) struct RequestCommand {
     pub(crate) operation: Operation,
     pub(crate) route: String,
-    pub(crate) params: Value,
-    /// `None` for a read.
-    pub(crate) body: Option<Value>,
+    pub(crate) id: ClientRequestId,
+    pub(crate) message: ClientMessage,
+    /// `message`, encoded.
+    pub(crate) frame: String,
+    /// The socket generation the caller writes the frame on itself; `None` when the task is
+    /// to send it.
+    pub(crate) written_on: Option<u64>,
     pub(crate) options: RequestOptions,
+    /// Held while the request is pending; see `max_pending_requests`. `None` for the logout
+    /// request the task makes itself.
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
     pub(crate) reply: oneshot::Sender<Result<Option<Value>>>,
 }
 
@@ -126,10 +136,13 @@ pub(crate) struct TaskSettings {
     pub(crate) credential_provider: Option<CredentialProvider>,
     /// The task's own command channel, weakly, for handles given to callbacks.
     pub(crate) commands: mpsc::WeakSender<Command>,
-    /// Requests that may be pending at once; more fail with `TooManyPending`.
+    /// Requests that may be pending at once; more fail with `TooManyPending`. Enforced by the
+    /// handles' permits; kept here for the logs.
     pub(crate) max_pending_requests: usize,
     /// Counters read by `AsklessClient::stats`.
     pub(crate) stats: Arc<StatsCounters>,
+    /// Where the task lends the current socket to callers.
+    pub(crate) direct: Arc<DirectSlot>,
 }
 
 impl std::fmt::Debug for TaskSettings {
@@ -169,6 +182,12 @@ pub(crate) struct ConnectionTask {
     /// Set when the client stopped reconnecting (unsupported version, attempts exhausted):
     /// new requests fail at once with this error until `reconnect` is called.
     halted: Option<Error>,
+    /// Sockets opened so far; the current one's number identifies it to callers.
+    link_generation: u64,
+    /// The generation published in the direct slot, if any.
+    published_link: Option<u64>,
+    /// Receipts and responses that arrived before their request's command.
+    early: EarlyFrames,
 }
 
 impl ConnectionTask {
@@ -191,6 +210,9 @@ impl ConnectionTask {
             streams: StreamTable::default(),
             retries: 0,
             halted: None,
+            link_generation: 0,
+            published_link: None,
+            early: EarlyFrames::default(),
         };
         (task, auth_status)
     }
@@ -215,7 +237,11 @@ impl ConnectionTask {
             if timer.deadline() != wake_at {
                 timer.as_mut().reset(wake_at);
             }
+            self.publish_direct_link();
+            // Commands first: a caller queues its request before it writes the frame, so the
+            // request is known before its response is read (see `direct`).
             tokio::select! {
+                biased;
                 command = self.commands.recv() => match command {
                     None => break ExitReason::HandlesDropped,
                     Some(Command::Close { done }) => {
@@ -232,6 +258,7 @@ impl ConnectionTask {
         if exit == ExitReason::HandlesDropped {
             self.shut_down().await;
         }
+        self.publish_direct_link();
         tracing::info!(reason = ?exit, client_id = %self.settings.client_id, "askless connection task ended");
         exit
     }
@@ -345,6 +372,24 @@ impl ConnectionTask {
     /// for the automatic re-authentication.
     fn flow_open(&self) -> bool {
         self.conn.is_connected() && !self.auth.is_holding()
+    }
+
+    /// Lends the socket to callers while requests flow on it, and takes it back otherwise.
+    fn publish_direct_link(&mut self) {
+        let link = match &self.conn {
+            ConnState::Open(link) if self.flow_open() && self.halted.is_none() => Some(link),
+            _ => None,
+        };
+        let generation = link.map(|link| link.generation);
+        if generation == self.published_link {
+            return;
+        }
+        tracing::debug!(?generation, "callers write requests on this socket");
+        self.settings.direct.publish(link.map(|link| direct::DirectLink {
+            generation: link.generation,
+            sender: Arc::clone(&link.sender),
+        }));
+        self.published_link = generation;
     }
 
     /// Sends every pending request once, in the order they were made, then the listens of the

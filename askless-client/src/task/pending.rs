@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use askless_protocol::{ClientMessage, ClientRequestId, ErrorBody};
 use serde_json::Value;
-use tokio::sync::oneshot;
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 
 use crate::error::{Error, Operation, Result};
@@ -60,6 +60,9 @@ pub(crate) struct PendingRequest {
     /// The server's `PENDING_AUTHENTICATION` error, kept while waiting for authentication and
     /// returned if none arrives.
     pub(crate) authentication_error: Option<ErrorBody>,
+    /// The caller's permit, released when the request leaves the table.
+    #[expect(dead_code, reason = "held for its release on drop")]
+    pub(crate) permit: Option<OwnedSemaphorePermit>,
     pub(crate) reply: oneshot::Sender<Result<Option<Value>>>,
 }
 
@@ -360,7 +363,7 @@ impl PendingTable {
 }
 
 /// Replaces the `clientRequestId` of a read or modify request.
-fn set_request_id(message: &mut ClientMessage, id: ClientRequestId) {
+pub(crate) fn set_request_id(message: &mut ClientMessage, id: ClientRequestId) {
     match message {
         ClientMessage::Read(read) => read.client_request_id = id,
         ClientMessage::Modify(modify) => modify.client_request_id = id,
@@ -406,6 +409,7 @@ mod tests {
             timeout,
             persevere: false,
             authentication_error: None,
+            permit: None,
             reply,
         };
         (request, receiver)
