@@ -8,12 +8,16 @@
 //!
 //! ```text
 //! cargo bench -p askless-client --bench wire [-- --quick] [-- --rounds N] [-- --only LIST]
+//!     [-- --server process|in-process] [-- --caller main|task]
 //! ```
 //!
 //! `--quick` runs one round with smaller counts. `--rounds N` sets the number of rounds of each
 //! workload (default 5). `--only` takes a comma-separated list of `latency`, `pipelined`,
-//! `push`, `reconnect` and `memory`. The binary also runs as its own bench server
-//! (`--serve`) and as a memory round (`--memory-child`); the parent starts those itself.
+//! `push`, `reconnect` and `memory`. `--server` places the bench server in a child process
+//! (`process`, the default) or on the bench's own runtime (`in-process`). `--caller` runs the
+//! timed workloads in the main thread's `block_on` (`main`, the default) or on a spawned task
+//! (`task`). The binary also runs as its own bench server (`--serve`) and as a memory round
+//! (`--memory-child`); the parent starts those itself.
 
 #[path = "wire/floor.rs"]
 mod floor;
@@ -28,14 +32,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use askless_client::{AsklessClient, ReadStream, StreamBuffer, StreamOptions};
-use askless_testkit::{MockServer, Notify};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde_json::json;
 
 use crate::floor::FloorClient;
 use crate::memory::{Idle, MemoryRound};
-use crate::server::{ASKLESS_PUSH_ROUTE, FLOOR_PUSH_ROUTE, IDLE_ROUTE, LARGE_ROUTE, SMALL_ROUTE, TOKEN};
+use crate::server::{
+    ASKLESS_PUSH_ROUTE, FLOOR_PUSH_ROUTE, GENERATION_ROUTE, IDLE_ROUTE, LARGE_ROUTE, NOTIFY_ROUTE,
+    SMALL_ROUTE, TOKEN,
+};
 
 /// Counts of one run.
 #[derive(Debug, Clone)]
@@ -48,6 +54,12 @@ struct Settings {
     idle_connections: usize,
     reconnect_streams: usize,
     only: Option<Vec<String>>,
+    /// Whether the bench server runs in a child process (the default) or on the bench's own
+    /// runtime.
+    server_in_process: bool,
+    /// Whether the timed workloads run on a task spawned on the runtime instead of the main
+    /// thread's `block_on` (the default, as in a `#[tokio::main]` body).
+    caller_task: bool,
 }
 
 impl Settings {
@@ -61,6 +73,8 @@ impl Settings {
             idle_connections: 1000,
             reconnect_streams: 1000,
             only: None,
+            server_in_process: false,
+            caller_task: false,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -79,6 +93,16 @@ impl Settings {
                     let list = args.next().expect("--only needs a comma-separated list");
                     settings.only = Some(list.split(',').map(str::to_owned).collect());
                 }
+                "--server" => match args.next().map(String::as_str) {
+                    Some("process") => settings.server_in_process = false,
+                    Some("in-process") => settings.server_in_process = true,
+                    other => panic!("--server takes `process` or `in-process`, not {other:?}"),
+                },
+                "--caller" => match args.next().map(String::as_str) {
+                    Some("main") => settings.caller_task = false,
+                    Some("task") => settings.caller_task = true,
+                    other => panic!("--caller takes `main` or `task`, not {other:?}"),
+                },
                 // `cargo bench` passes `--bench`; filters are not supported.
                 _ => {}
             }
@@ -115,29 +139,56 @@ fn main() {
         .enable_all()
         .build()
         .expect("building the runtime failed");
+    let mut child = (!settings.server_in_process).then(start_server_child);
+    let child_url = child.as_mut().map(server_url);
     runtime.block_on(async {
-        let server = server::start().await;
-        if settings.runs("latency") {
-            for route in [SMALL_ROUTE, LARGE_ROUTE] {
-                sequential_latency(&server, &settings, route).await;
+        // The in-process server lives as long as the workloads.
+        let (_in_process, url) = match child_url {
+            Some(url) => (None, url),
+            None => {
+                let server = server::start().await;
+                let url = server.url();
+                (Some(server), url)
             }
-        }
-        if settings.runs("pipelined") {
-            for depth in [1, 16, 128] {
-                pipelined(&server, &settings, depth).await;
-            }
-        }
-        if settings.runs("push") {
-            pushes(&server, &settings).await;
-        }
-        if settings.runs("reconnect") {
-            reconnect(&server, &settings).await;
+        };
+        let workloads = timed_workloads(url, settings.clone());
+        if settings.caller_task {
+            tokio::spawn(workloads).await.expect("a workload panicked");
+        } else {
+            workloads.await;
         }
     });
     drop(runtime);
+    if let Some(mut child) = child {
+        drop(child.stdin.take());
+        let _ = child.wait();
+    }
     if settings.runs("memory") {
         idle_memory(&settings);
     }
+}
+
+/// Runs the timed workloads against the bench server at `url`.
+async fn timed_workloads(url: String, settings: Settings) {
+    // Triggers pushes and raises the idle route's generation; never measured.
+    let control = memory::connect_askless(&url).await;
+    if settings.runs("latency") {
+        for route in [SMALL_ROUTE, LARGE_ROUTE] {
+            sequential_latency(&url, &settings, route).await;
+        }
+    }
+    if settings.runs("pipelined") {
+        for depth in [1, 16, 128] {
+            pipelined(&url, &settings, depth).await;
+        }
+    }
+    if settings.runs("push") {
+        pushes(&url, &control, &settings).await;
+    }
+    if settings.runs("reconnect") {
+        reconnect(&url, &control, &settings).await;
+    }
+    control.close().await;
 }
 
 fn micros(duration: Duration) -> f64 {
@@ -153,14 +204,14 @@ fn row(workload: &str, askless: String, floor: String, ratio: f64, goal: &str) {
     println!("| {workload} | {askless} | {floor} | {ratio:.2} | {goal} |");
 }
 
-async fn askless_client(server: &MockServer) -> AsklessClient {
-    memory::connect_askless(&server.url()).await
+async fn askless_client(url: &str) -> AsklessClient {
+    memory::connect_askless(url).await
 }
 
 /// Sequential reads of `route`: the latency of each, floor and askless in alternate rounds.
-async fn sequential_latency(server: &MockServer, settings: &Settings, route: &str) {
-    let mut floor = FloorClient::connect(&server.url()).await;
-    let askless = askless_client(server).await;
+async fn sequential_latency(url: &str, settings: &Settings, route: &str) {
+    let mut floor = FloorClient::connect(url).await;
+    let askless = askless_client(url).await;
     // Warm-up: connections, allocator and caches.
     for _ in 0..200 {
         floor.read(route).await;
@@ -198,9 +249,9 @@ async fn sequential_latency(server: &MockServer, settings: &Settings, route: &st
 }
 
 /// Reads of the small route with `depth` in flight on one connection.
-async fn pipelined(server: &MockServer, settings: &Settings, depth: usize) {
-    let mut floor = FloorClient::connect(&server.url()).await;
-    let askless = askless_client(server).await;
+async fn pipelined(url: &str, settings: &Settings, depth: usize) {
+    let mut floor = FloorClient::connect(url).await;
+    let askless = askless_client(url).await;
     let total = settings.pipelined_reads;
     floor.pipelined_reads(SMALL_ROUTE, depth, total / 10).await;
     askless_pipelined(&askless, depth, total / 10).await;
@@ -239,14 +290,14 @@ async fn askless_pipelined(client: &AsklessClient, depth: usize, total: usize) {
 }
 
 /// Values pushed by the server to one stream, as fast as the server sends them.
-async fn pushes(server: &MockServer, settings: &Settings) {
+async fn pushes(url: &str, control: &AsklessClient, settings: &Settings) {
     let count = settings.pushes;
-    let mut floor = FloorClient::connect(&server.url()).await;
+    let mut floor = FloorClient::connect(url).await;
     let mut floor_streams = HashMap::new();
     floor_streams.insert(floor.send_listen(FLOOR_PUSH_ROUTE, "null").await, None);
     floor.wait_values(&mut floor_streams).await;
 
-    let askless = askless_client(server).await;
+    let askless = askless_client(url).await;
     let options = StreamOptions {
         buffer: StreamBuffer::Bounded(count + 1),
         ..StreamOptions::default()
@@ -265,12 +316,12 @@ async fn pushes(server: &MockServer, settings: &Settings) {
     let mut askless_time = Duration::ZERO;
     for _ in 0..settings.rounds {
         let started = Instant::now();
-        notify(server, FLOOR_PUSH_ROUTE, count);
+        notify(control, FLOOR_PUSH_ROUTE, count).await;
         floor.count_values(count).await;
         floor_time += started.elapsed();
 
         let started = Instant::now();
-        notify(server, ASKLESS_PUSH_ROUTE, count);
+        notify(control, ASKLESS_PUSH_ROUTE, count).await;
         for _ in 0..count {
             let value = stream.next().await.expect("the push stream ended");
             std::hint::black_box(value.expect("the push stream failed"));
@@ -292,17 +343,18 @@ async fn pushes(server: &MockServer, settings: &Settings) {
     askless.close().await;
 }
 
-fn notify(server: &MockServer, route: &str, count: usize) {
-    for value in 1..=count {
-        server.notify_changes(route, Notify::all().override_value(json!(value)));
-    }
+/// Makes the server push the values 1 to `count` to the listeners of `route`.
+async fn notify(control: &AsklessClient, route: &str, count: usize) {
+    control
+        .create(NOTIFY_ROUTE, json!({"route": route, "count": count}), ())
+        .await
+        .expect("asking the bench server for pushes failed");
 }
 
 /// A client with 1000 streams reconnects: the time until every stream has its value again.
-async fn reconnect(server: &MockServer, settings: &Settings) {
+async fn reconnect(url: &str, control: &AsklessClient, settings: &Settings) {
     let count = settings.reconnect_streams;
-    let url = server.url();
-    let askless = askless_client(server).await;
+    let askless = askless_client(url).await;
     askless
         .authenticate(json!({"accessToken": TOKEN}))
         .await
@@ -327,7 +379,7 @@ async fn reconnect(server: &MockServer, settings: &Settings) {
     for round in 0..=settings.rounds {
         // The floor opens a new connection, configures, authenticates and listens again.
         let started = Instant::now();
-        let mut floor = FloorClient::connect(&url).await;
+        let mut floor = FloorClient::connect(url).await;
         floor.authenticate(TOKEN).await;
         let exchanged = started.elapsed();
         let mut values = HashMap::with_capacity(count);
@@ -339,7 +391,10 @@ async fn reconnect(server: &MockServer, settings: &Settings) {
         let floor_elapsed = started.elapsed();
         floor.close().await;
 
-        server::GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        control
+            .create(GENERATION_ROUTE, json!({}), ())
+            .await
+            .expect("raising the generation failed");
         let started = Instant::now();
         askless.reconnect().await.expect("reconnect failed");
         let missing = next_value_of_each(&mut streams).await;

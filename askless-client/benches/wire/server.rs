@@ -4,7 +4,7 @@ use std::io::BufRead;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use askless_testkit::{AuthDecision, MockConfig, MockServer, Route};
+use askless_testkit::{AuthDecision, MockConfig, MockServer, Notify, Route};
 use serde_json::{Value, json};
 
 /// A read route whose output serializes to about 200 bytes.
@@ -17,11 +17,16 @@ pub(crate) const IDLE_ROUTE: &str = "bench/idle";
 pub(crate) const FLOOR_PUSH_ROUTE: &str = "bench/push-floor";
 /// The stream route askless's push rounds listen to.
 pub(crate) const ASKLESS_PUSH_ROUTE: &str = "bench/push-askless";
+/// A create route that makes the server push values: body `{"route": ROUTE, "count": N}`
+/// notifies ROUTE's listeners N times, with the values 1 to N.
+pub(crate) const NOTIFY_ROUTE: &str = "bench/notify";
+/// A create route that raises [`GENERATION`].
+pub(crate) const GENERATION_ROUTE: &str = "bench/generation";
 /// The access token the bench server accepts, as user 1.
 pub(crate) const TOKEN: &str = "bench-token";
 
-/// Part of every value of the idle route. The reconnect workload raises it before each
-/// reconnection, because the client drops a value that is sent again unchanged after a
+/// Part of every value of the idle route. The reconnect workload raises it (through
+/// [`GENERATION_ROUTE`]) before each reconnection, because the client drops a value that is sent again unchanged after a
 /// reconnection, and the workload waits for a value on every stream.
 pub(crate) static GENERATION: AtomicU64 = AtomicU64::new(0);
 
@@ -69,6 +74,19 @@ pub(crate) async fn start() -> MockServer {
             json!({"i": i, "generation": GENERATION.load(Ordering::Relaxed)}),
         ))
     }));
+    let handle = server.handle();
+    server.route(Route::create(NOTIFY_ROUTE).handler(move |ctx| {
+        let route = ctx.body["route"].as_str().unwrap_or_default().to_owned();
+        let count = ctx.body["count"].as_u64().unwrap_or(0);
+        for value in 1..=count {
+            handle.notify_changes(&route, Notify::all().override_value(json!(value)));
+        }
+        async move { Ok(Some(json!(count))) }
+    }));
+    server.route(
+        Route::create(GENERATION_ROUTE)
+            .handler(|_| async move { Ok(Some(json!(GENERATION.fetch_add(1, Ordering::Relaxed) + 1))) }),
+    );
     for route in [FLOOR_PUSH_ROUTE, ASKLESS_PUSH_ROUTE] {
         server.route(Route::read(route).handler(|_| async move { Ok(Some(json!(0))) }));
     }
