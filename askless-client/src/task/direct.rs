@@ -167,4 +167,191 @@ mod tests {
 
         assert!(slot.current().is_none());
     }
+
+    /// Drives a connection task by hand against a scripted peer, so that a test can order its
+    /// commands and frames exactly.
+    mod task_order {
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        use askless_protocol::{
+            ClientIdInternalApp, ClientMessage, ClientRequestId, ConnectionConfiguration, ReadRequest,
+            Response, ServerConfirmReceipt, ServerId, ServerMessage, decode_client_frame,
+        };
+        use askless_transport::Connection;
+        use rand::SeedableRng;
+        use rand::rngs::StdRng;
+        use serde_json::{Value, json};
+        use tokio::sync::{Semaphore, mpsc, oneshot};
+
+        use super::super::super::connection::next_event;
+        use super::super::super::{ConnectionTask, RequestCommand, TaskSettings};
+        use super::super::DirectSlot;
+        use crate::error::{Operation, Result};
+        use crate::options::RequestOptions;
+        use crate::policy::ReconnectPolicy;
+        use crate::stats::StatsCounters;
+        use crate::status::{ConnectionStatus, StatusPublisher};
+
+        struct Harness {
+            task: ConnectionTask,
+            peer: Connection,
+            next_server_id: u32,
+            permits: Arc<Semaphore>,
+        }
+
+        impl Harness {
+            /// Returns a task configured on a memory connection.
+            async fn connected() -> Harness {
+                let (transport, mut listener) = askless_transport::memory::listener();
+                let (commands, receiver) = mpsc::channel(8);
+                let settings = TaskSettings {
+                    url: url::Url::parse("ws://127.0.0.1:1/").unwrap(),
+                    transport: Arc::new(transport),
+                    client_id: ClientIdInternalApp::new("test-client"),
+                    request_timeout: None,
+                    policy: ReconnectPolicy::default(),
+                    rng: StdRng::seed_from_u64(7),
+                    first_outcome: None,
+                    on_reauthentication_fails: None,
+                    credential_provider: None,
+                    commands: commands.downgrade(),
+                    max_pending_requests: 8,
+                    stats: Arc::new(StatsCounters::default()),
+                    direct: Arc::new(DirectSlot::default()),
+                };
+                let (publisher, _receivers) = StatusPublisher::new(ConnectionStatus::InProgress);
+                let (mut task, _auth) = ConnectionTask::new(settings, receiver, publisher);
+                task.start_attempt();
+                let open = async {
+                    let event = next_event(&mut task.conn).await;
+                    task.handle_conn_event(event).await;
+                };
+                let (connection, ()) = tokio::join!(listener.accept(), open);
+                let mut harness = Harness {
+                    task,
+                    peer: connection.unwrap(),
+                    next_server_id: 0,
+                    permits: Arc::new(Semaphore::new(8)),
+                };
+                harness.peer.send("welcome").await.unwrap();
+                harness.step().await;
+                let ClientMessage::ConfigureConnection(configure) = harness.recv().await else {
+                    panic!("expected the configure request");
+                };
+                let server_id = harness.server_id();
+                let config = ConnectionConfiguration::server_defaults();
+                let response =
+                    Response::configure_connection(configure.client_request_id, server_id, &config);
+                harness.send(ServerMessage::Response(response)).await;
+                harness.step().await;
+                let ClientMessage::ConfirmReceipt(_) = harness.recv().await else {
+                    panic!("expected the configure response to be confirmed");
+                };
+                assert!(harness.task.flow_open(), "the task is not connected");
+                harness
+            }
+
+            /// Handles the task's next connection event.
+            async fn step(&mut self) {
+                let event = next_event(&mut self.task.conn).await;
+                self.task.handle_conn_event(event).await;
+            }
+
+            async fn recv(&mut self) -> ClientMessage {
+                let text = self.peer.recv().await.unwrap();
+                decode_client_frame(&text).unwrap()
+            }
+
+            async fn send(&mut self, message: ServerMessage) {
+                self.peer.send(message.encode()).await.unwrap();
+            }
+
+            fn server_id(&mut self) -> ServerId {
+                self.next_server_id += 1;
+                ServerId::new(format!("RES-{}", self.next_server_id))
+            }
+
+            /// Returns a read command whose caller wrote it on socket `written_on`.
+            fn read_command(
+                &self,
+                id: &str,
+                written_on: Option<u64>,
+            ) -> (RequestCommand, oneshot::Receiver<Result<Option<Value>>>) {
+                let id = ClientRequestId::new(id);
+                let message = ClientMessage::Read(ReadRequest::new(id.clone(), "items", Value::Null));
+                let (reply, receiver) = oneshot::channel();
+                let command = RequestCommand {
+                    operation: Operation::Read,
+                    route: "items".to_owned(),
+                    id,
+                    frame: message.encode(),
+                    message,
+                    written_on,
+                    options: RequestOptions::default(),
+                    permit: Some(Arc::clone(&self.permits).try_acquire_owned().unwrap()),
+                    reply,
+                };
+                (command, receiver)
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn response_that_overtakes_its_command_is_delivered() {
+            let mut harness = Harness::connected().await;
+            let generation = harness.task.link_generation;
+            let id = ClientRequestId::new("REQ-_early");
+            let receipt = ServerConfirmReceipt {
+                client_request_id: id.clone(),
+                server_id: harness.server_id(),
+            };
+            harness.send(ServerMessage::ServerConfirmReceipt(receipt)).await;
+            let server_id = harness.server_id();
+            let response = Response::success(id.clone(), server_id, Some(json!("early")));
+            harness.send(ServerMessage::Response(response)).await;
+            harness.step().await;
+            harness.step().await;
+
+            let (command, receiver) = harness.read_command("REQ-_early", Some(generation));
+            harness.task.handle_request(command).await;
+
+            let outcome = tokio::time::timeout(Duration::from_secs(5), receiver).await;
+            assert_eq!(outcome.unwrap().unwrap().unwrap(), Some(json!("early")));
+            assert_eq!(harness.task.pending.len(), 0);
+            assert_eq!(harness.permits.available_permits(), 8, "the permit was released");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn request_written_by_its_caller_is_not_sent_again() {
+            let mut harness = Harness::connected().await;
+            let generation = harness.task.link_generation;
+
+            let (command, _receiver) = harness.read_command("REQ-_mine", Some(generation));
+            harness.task.handle_request(command).await;
+
+            assert_eq!(harness.task.pending.len(), 1);
+            let nothing = tokio::time::timeout(Duration::from_millis(100), harness.peer.recv()).await;
+            assert!(nothing.is_err(), "the task wrote the frame too: {nothing:?}");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn read_written_on_a_closed_socket_is_sent_again_with_a_new_id() {
+            let mut harness = Harness::connected().await;
+            let stale = harness.task.link_generation - 1;
+
+            let (command, receiver) = harness.read_command("REQ-_stale", Some(stale));
+            harness.task.handle_request(command).await;
+
+            let ClientMessage::Read(read) = harness.recv().await else {
+                panic!("expected the read to be sent again");
+            };
+            assert_ne!(read.client_request_id.as_str(), "REQ-_stale");
+            let server_id = harness.server_id();
+            let response = Response::success(read.client_request_id, server_id, Some(json!(1)));
+            harness.send(ServerMessage::Response(response)).await;
+            harness.step().await;
+            let outcome = tokio::time::timeout(Duration::from_secs(5), receiver).await;
+            assert_eq!(outcome.unwrap().unwrap().unwrap(), Some(json!(1)));
+        }
+    }
 }
