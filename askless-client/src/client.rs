@@ -504,8 +504,9 @@ impl AsklessClient {
         }
         let params = to_params(Operation::Listen, route, params)?;
         let queue = SubscriberQueue::new(options.buffer);
+        let shared_route: Arc<str> = Arc::from(route);
         let command = StreamCommand {
-            route: route.to_owned(),
+            route: Arc::clone(&shared_route),
             params,
             options,
             queue: Arc::clone(&queue),
@@ -515,7 +516,7 @@ impl AsklessClient {
             .send(Command::Stream(command))
             .await
             .map_err(|_| Error::closed(Some(Operation::Listen), route))?;
-        Ok(ReadStream::new(queue, route.to_owned()))
+        Ok(ReadStream::new(queue, shared_route))
     }
 
     /// Returns the sizes of the connection task's tables: listeners, open streams, pending

@@ -72,6 +72,10 @@ impl Default for StreamOptions {
     }
 }
 
+/// Slots a buffer allocates for its first value, at most: larger buffers grow as values
+/// arrive.
+const INITIAL_SLOTS: usize = 4;
+
 /// The buffer between the connection task and one [`ReadStream`].
 #[derive(Debug)]
 pub(crate) struct SubscriberQueue {
@@ -113,6 +117,11 @@ impl SubscriberQueue {
             state.events.pop_front();
             state.skipped += 1;
         }
+        if state.events.capacity() == 0 {
+            // `VecDeque` would take 4 slots, and keeps them after the value is read: a
+            // `KeepLatest` buffer needs 1, which saves 96 bytes on each idle stream.
+            state.events.reserve_exact(self.capacity.min(INITIAL_SLOTS));
+        }
         state.events.push_back(event);
         if let Some(waker) = state.waker.take() {
             waker.wake();
@@ -144,11 +153,12 @@ impl SubscriberQueue {
 /// leaving it out of its pings.
 pub struct ReadStream {
     queue: Arc<SubscriberQueue>,
-    route: String,
+    /// Shared with the listener in the connection task.
+    route: Arc<str>,
 }
 
 impl ReadStream {
-    pub(crate) fn new(queue: Arc<SubscriberQueue>, route: String) -> Self {
+    pub(crate) fn new(queue: Arc<SubscriberQueue>, route: Arc<str>) -> Self {
         ReadStream { queue, route }
     }
 
@@ -243,7 +253,7 @@ impl<T: DeserializeOwned> Stream for TypedReadStream<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::StreamExt;
+    use futures::{FutureExt, StreamExt};
     use serde_json::json;
 
     #[tokio::test]
@@ -287,6 +297,39 @@ mod tests {
 
         assert_eq!(stream.next().await.unwrap().unwrap(), 7);
         assert!(stream.next().await.unwrap().unwrap_err().is_decode());
+    }
+
+    #[test]
+    fn keep_latest_allocates_one_slot() {
+        let queue = SubscriberQueue::new(StreamBuffer::KeepLatest);
+        let mut stream = ReadStream::new(Arc::clone(&queue), "items".into());
+
+        for n in 0..3 {
+            queue.push(Ok(json!(n)));
+            assert_eq!(stream.next().now_or_never().unwrap().unwrap().unwrap(), json!(n));
+        }
+
+        assert_eq!(queue.lock().events.capacity(), 1);
+    }
+
+    #[test]
+    fn bounded_buffer_grows_past_initial_slots() {
+        let queue = SubscriberQueue::new(StreamBuffer::Bounded(10));
+
+        for n in 0..10 {
+            queue.push(Ok(json!(n)));
+        }
+
+        assert_eq!(queue.lock().events.len(), 10);
+        assert_eq!(queue.lock().skipped, 0);
+    }
+
+    #[test]
+    fn read_stream_is_three_words() {
+        assert_eq!(
+            std::mem::size_of::<ReadStream>(),
+            3 * std::mem::size_of::<usize>()
+        );
     }
 
     #[test]

@@ -2,91 +2,205 @@
 //!
 //! The server retransmits a response or a listener value until the client confirms it, for up
 //! to about 45 seconds, so the same `serverId` can arrive several times. Each id is remembered
-//! for 10 minutes after it was last seen; a repeated id is confirmed again but not processed.
+//! for at least 10 minutes after it was last seen, and at most one [`BUCKET_SPAN`] longer; a
+//! repeated id is confirmed again but not processed.
+//!
+//! Ids are kept as 128-bit fingerprints from two SipHash hashers with random keys, grouped in
+//! buckets by the time they were last seen, so that each id costs about 20 bytes and expiry
+//! drops a whole bucket at once.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::io;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use askless_protocol::{ServerId, ServerMessage};
 use tokio::time::Instant;
 
-/// How long an id is remembered after it was last seen.
+/// How long an id is remembered at least after it was last seen.
 pub(crate) const REMEMBER_FOR: Duration = Duration::from_secs(10 * 60);
 
-/// Upper bound of remembered ids. Past it the oldest are forgotten even if younger than
+/// Time span of the ids of one bucket: an id is forgotten between [`REMEMBER_FOR`] and
+/// `REMEMBER_FOR + BUCKET_SPAN` after it was last seen.
+const BUCKET_SPAN: Duration = Duration::from_secs(60);
+
+/// Upper bound of remembered ids. Past it the oldest bucket is forgotten even if younger than
 /// [`REMEMBER_FOR`], so a flood of messages cannot grow the memory without limit.
 pub(crate) const MAX_REMEMBERED: usize = 100_000;
 
-/// Returns the key under which `message` is remembered: its `serverId`, followed for a listener
-/// value by a fingerprint of its output.
+/// Ids per bucket. A full bucket closes, so that the bound of [`MAX_REMEMBERED`] drops at most
+/// this many ids at once.
+const MAX_BUCKET_LEN: usize = MAX_REMEMBERED / 16;
+
+/// Upper bound of buckets, which every lookup searches: 11 by time, 16 by size and a margin.
+const MAX_BUCKETS: usize = 32;
+
+/// The fingerprint under which a server message is remembered.
+///
+/// Two different messages share a fingerprint with a probability of about 2⁻¹²⁸ per pair. The
+/// hashers' keys are random for each process, so a server cannot choose ids that collide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DedupKey([u64; 2]);
+
+impl Hash for DedupKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Already the output of a keyed hash, so the set hashes only the first half again.
+        state.write_u64(self.0[0]);
+    }
+}
+
+/// A hasher for keys that are random already, such as [`DedupKey`] and the fingerprints of
+/// the stream table: it returns the last `u64` written.
+#[derive(Debug, Default)]
+pub(super) struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by fingerprints; kept correct for any other input.
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+/// Returns the two SipHash keys of the fingerprints, chosen once per process.
+fn fingerprint_keys() -> &'static [RandomState; 2] {
+    static KEYS: OnceLock<[RandomState; 2]> = OnceLock::new();
+    // Each `RandomState::new` has other keys, so the two halves are independent.
+    KEYS.get_or_init(|| [RandomState::new(), RandomState::new()])
+}
+
+/// Feeds the same bytes to both hashers of a fingerprint.
+struct FingerprintWriter<H> {
+    first: H,
+    second: H,
+}
+
+impl<H: Hasher> io::Write for FingerprintWriter<H> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.first.write(bytes);
+        self.second.write(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Returns the key under which `message` is remembered: a fingerprint of its `serverId`,
+/// followed for a listener value by its output as JSON.
 ///
 /// The server gives a listener value only 5 random alphanumerics of its own
 /// (`NEW-xxxxx-<listenId>`), so a busy stream reuses ids. The birthday bound over 62^5 ids
 /// estimates 5 reused ids in 100 000 values of one listener. A retransmission repeats the output
-/// unchanged, so the fingerprint keeps a new value with a reused id from being taken for a
-/// repeat.
+/// unchanged, so the output keeps a new value with a reused id from being taken for a repeat.
 // NOTE: a reused id that also carries the same output as the earlier value is still dropped.
-pub(crate) fn dedup_key(message: &ServerMessage, server_id: &ServerId) -> String {
-    match message {
-        ServerMessage::NewDataForListener(data) => {
-            let mut hasher = DefaultHasher::new();
-            serde_json::to_string(&data.output)
-                .unwrap_or_default()
-                .hash(&mut hasher);
-            format!("{}#{:016x}", server_id.as_str(), hasher.finish())
-        }
-        _ => server_id.as_str().to_owned(),
+pub(crate) fn dedup_key(message: &ServerMessage, server_id: &ServerId) -> DedupKey {
+    let [first, second] = fingerprint_keys();
+    let mut writer = FingerprintWriter {
+        first: first.build_hasher(),
+        second: second.build_hasher(),
+    };
+    io::Write::write_all(&mut writer, server_id.as_str().as_bytes()).ok();
+    if let ServerMessage::NewDataForListener(data) = message {
+        // 0xFF never occurs in UTF-8, so it separates the id from the output unambiguously.
+        io::Write::write_all(&mut writer, &[0xFF]).ok();
+        // Serializing a `Value` into a writer that never fails cannot fail.
+        serde_json::to_writer(&mut writer, &data.output).ok();
     }
+    DedupKey([writer.first.finish(), writer.second.finish()])
 }
 
-/// Server ids seen recently, with the time each was last seen.
+/// Fingerprints last seen in one time span.
+#[derive(Debug)]
+struct Bucket {
+    opened_at: Instant,
+    /// The latest time at which a key of this bucket was seen.
+    last_seen: Instant,
+    keys: HashSet<DedupKey, BuildHasherDefault<PassThroughHasher>>,
+}
+
+/// Fingerprints of server messages seen recently, by the time each was last seen.
 #[derive(Debug, Default)]
 pub(crate) struct ServerIdMemory {
-    last_seen: HashMap<String, Instant>,
-    /// Ids in the order they were (re)seen. An id re-seen later has a stale earlier entry, which
-    /// pruning recognises because its time differs from `last_seen`.
-    order: VecDeque<(String, Instant)>,
+    /// Oldest first. Each key is in one bucket only: the one of its last sighting.
+    buckets: VecDeque<Bucket>,
+    len: usize,
 }
 
 impl ServerIdMemory {
-    /// Records `server_id` as seen at `now`. Returns `true` when it is new (process the
-    /// message) and `false` when it was seen within the last 10 minutes (only confirm it).
-    pub(crate) fn observe(&mut self, server_id: &str, now: Instant) -> bool {
+    /// Records `key` as seen at `now`. Returns `true` when it is new (process the message) and
+    /// `false` when it was seen within the last 10 minutes (only confirm it).
+    pub(crate) fn observe(&mut self, key: &DedupKey, now: Instant) -> bool {
         self.prune(now);
-        let is_new = !self.last_seen.contains_key(server_id);
-        self.last_seen.insert(server_id.to_owned(), now);
-        self.order.push_back((server_id.to_owned(), now));
-        is_new
+        let mut seen_before = false;
+        for bucket in self.buckets.iter_mut().rev() {
+            if bucket.keys.remove(key) {
+                seen_before = true;
+                self.len -= 1;
+                break;
+            }
+        }
+        let bucket = self.current_bucket(now);
+        bucket.keys.insert(*key);
+        bucket.last_seen = bucket.last_seen.max(now);
+        self.len += 1;
+        // The current bucket contains at most `MAX_BUCKET_LEN` keys, so the bound never drops
+        // it with the key just inserted.
+        while self.len > MAX_REMEMBERED || self.buckets.len() > MAX_BUCKETS {
+            self.forget_oldest_bucket();
+        }
+        !seen_before
     }
 
     /// Returns the number of remembered ids.
     pub(crate) fn len(&self) -> usize {
-        self.last_seen.len()
+        self.len
     }
 
-    /// Forgets the ids last seen 10 minutes or more before `now`, and the oldest ones past the
-    /// size bound.
+    /// Forgets the buckets whose ids were all last seen 10 minutes or more before `now`, and
+    /// older buckets that re-sightings left empty.
     pub(crate) fn prune(&mut self, now: Instant) {
-        while let Some((id, seen)) = self.order.front() {
-            let current = self.last_seen.get(id).copied();
-            let stale_entry = current != Some(*seen);
-            let expired = now.saturating_duration_since(*seen) >= REMEMBER_FOR;
-            let over_capacity = self.last_seen.len() >= MAX_REMEMBERED;
-            if !(stale_entry || expired || over_capacity) {
+        while let Some(oldest) = self.buckets.front() {
+            if now.saturating_duration_since(oldest.last_seen) < REMEMBER_FOR && !oldest.keys.is_empty() {
                 break;
             }
-            if let Some((id, _)) = self.order.pop_front() {
-                if !stale_entry {
-                    self.last_seen.remove(&id);
-                }
-            }
+            self.forget_oldest_bucket();
         }
-        // Re-seen ids leave stale entries behind; compact when they dominate.
-        if self.order.len() > 2 * self.last_seen.len() + 1024 {
-            let last_seen = &self.last_seen;
-            self.order.retain(|(id, seen)| last_seen.get(id) == Some(seen));
+    }
+
+    fn forget_oldest_bucket(&mut self) {
+        if let Some(bucket) = self.buckets.pop_front() {
+            self.len -= bucket.keys.len();
         }
+    }
+
+    /// Returns the bucket for keys seen at `now`, opening a new one when the newest is full or
+    /// was opened [`BUCKET_SPAN`] or more before `now`.
+    fn current_bucket(&mut self, now: Instant) -> &mut Bucket {
+        let reuse = self.buckets.back().is_some_and(|newest| {
+            now.saturating_duration_since(newest.opened_at) < BUCKET_SPAN
+                && newest.keys.len() < MAX_BUCKET_LEN
+        });
+        if !reuse {
+            self.buckets.push_back(Bucket {
+                opened_at: now,
+                last_seen: now,
+                keys: HashSet::default(),
+            });
+        }
+        let newest = self.buckets.len() - 1;
+        &mut self.buckets[newest]
     }
 }
 
@@ -106,8 +220,20 @@ mod tests {
         askless_protocol::decode_server_frame(&text).unwrap()
     }
 
-    fn key_of(message: &ServerMessage) -> String {
+    fn key_of(message: &ServerMessage) -> DedupKey {
         dedup_key(message, message.server_id_to_confirm().unwrap())
+    }
+
+    fn id_key(id: &str) -> DedupKey {
+        let response = serde_json::json!({
+            "serverId": id,
+            "clientRequestId": "REQ-1",
+            "_class_type_response": "_",
+            "dataType": "Response",
+            "output": null,
+        })
+        .to_string();
+        key_of(&askless_protocol::decode_server_frame(&response).unwrap())
     }
 
     #[test]
@@ -130,13 +256,42 @@ mod tests {
     }
 
     #[test]
+    fn retransmission_is_caught_after_other_messages() {
+        let mut memory = ServerIdMemory::default();
+        let start = Instant::now();
+        let value = new_data("NEW-abcde-LIS-L1", serde_json::json!({"i": 1, "generation": 0}));
+
+        assert!(memory.observe(&key_of(&value), start));
+        for n in 0..1000u64 {
+            memory.observe(
+                &id_key(&format!("RES-{n}")),
+                start + Duration::from_millis(n * 100),
+            );
+        }
+
+        assert!(!memory.observe(&key_of(&value), start + Duration::from_secs(120)));
+    }
+
+    #[test]
+    fn response_and_value_with_same_id_differ() {
+        let value = new_data("X-1", serde_json::Value::Null);
+
+        assert_ne!(key_of(&value), id_key("X-1"));
+    }
+
+    #[test]
+    fn key_is_sixteen_bytes() {
+        assert_eq!(std::mem::size_of::<DedupKey>(), 16);
+    }
+
+    #[test]
     fn repeated_id_is_not_new() {
         let mut memory = ServerIdMemory::default();
         let now = Instant::now();
 
-        assert!(memory.observe("RES-1", now));
-        assert!(!memory.observe("RES-1", now + Duration::from_secs(5)));
-        assert!(memory.observe("RES-2", now));
+        assert!(memory.observe(&id_key("RES-1"), now));
+        assert!(!memory.observe(&id_key("RES-1"), now + Duration::from_secs(5)));
+        assert!(memory.observe(&id_key("RES-2"), now));
     }
 
     #[test]
@@ -144,9 +299,26 @@ mod tests {
         let mut memory = ServerIdMemory::default();
         let now = Instant::now();
 
-        memory.observe("RES-1", now);
+        memory.observe(&id_key("RES-1"), now);
 
-        assert!(memory.observe("RES-1", now + REMEMBER_FOR + Duration::from_secs(1)));
+        assert!(memory.observe(&id_key("RES-1"), now + REMEMBER_FOR + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn id_is_remembered_until_its_bucket_expires() {
+        let mut memory = ServerIdMemory::default();
+        let start = Instant::now();
+        memory.observe(&id_key("RES-1"), start);
+        memory.observe(&id_key("RES-2"), start + Duration::from_secs(30));
+
+        assert!(
+            !memory.observe(&id_key("RES-1"), start + REMEMBER_FOR + Duration::from_secs(10)),
+            "a bucket lives until 10 minutes after its latest id"
+        );
+        assert!(memory.observe(
+            &id_key("RES-2"),
+            start + REMEMBER_FOR + BUCKET_SPAN + Duration::from_secs(31)
+        ));
     }
 
     #[test]
@@ -154,10 +326,10 @@ mod tests {
         let mut memory = ServerIdMemory::default();
         let start = Instant::now();
 
-        memory.observe("RES-1", start);
-        memory.observe("RES-1", start + Duration::from_secs(9 * 60));
+        memory.observe(&id_key("RES-1"), start);
+        memory.observe(&id_key("RES-1"), start + Duration::from_secs(9 * 60));
 
-        assert!(!memory.observe("RES-1", start + Duration::from_secs(15 * 60)));
+        assert!(!memory.observe(&id_key("RES-1"), start + Duration::from_secs(15 * 60)));
     }
 
     #[test]
@@ -165,12 +337,13 @@ mod tests {
         let mut memory = ServerIdMemory::default();
         let start = Instant::now();
         for n in 0..500 {
-            memory.observe(&format!("RES-{n}"), start);
+            memory.observe(&id_key(&format!("RES-{n}")), start);
         }
 
-        memory.observe("RES-new", start + REMEMBER_FOR);
+        memory.observe(&id_key("RES-new"), start + REMEMBER_FOR);
 
         assert_eq!(memory.len(), 1);
+        assert_eq!(memory.buckets.len(), 1);
     }
 
     #[test]
@@ -179,23 +352,44 @@ mod tests {
         let now = Instant::now();
 
         for n in 0..(MAX_REMEMBERED + 10) {
-            memory.observe(&format!("RES-{n}"), now);
+            memory.observe(&id_key(&format!("RES-{n}")), now);
         }
 
         assert!(memory.len() <= MAX_REMEMBERED);
-        assert!(memory.order.len() <= MAX_REMEMBERED + 1);
+        assert!(memory.len() > MAX_REMEMBERED - MAX_BUCKET_LEN);
+        let stored: usize = memory.buckets.iter().map(|bucket| bucket.keys.len()).sum();
+        assert_eq!(stored, memory.len());
+        assert!(
+            memory.observe(&id_key("RES-0"), now),
+            "the oldest ids are forgotten first"
+        );
+        assert!(!memory.observe(&id_key(&format!("RES-{}", MAX_REMEMBERED + 9)), now));
     }
 
     #[test]
-    fn stale_entries_are_compacted() {
+    fn buckets_are_bounded() {
+        let mut memory = ServerIdMemory::default();
+        let start = Instant::now();
+
+        for n in 0..100u64 {
+            memory.observe(&id_key(&format!("RES-{n}")), start + BUCKET_SPAN * n as u32 / 10);
+        }
+
+        assert!(memory.buckets.len() <= MAX_BUCKETS);
+        assert!(memory.buckets.len() <= 1 + (REMEMBER_FOR + BUCKET_SPAN).as_secs() as usize / 60);
+    }
+
+    #[test]
+    fn repeated_id_is_stored_once() {
         let mut memory = ServerIdMemory::default();
         let start = Instant::now();
 
         for n in 0..5000u64 {
-            memory.observe("RES-1", start + Duration::from_millis(n));
+            memory.observe(&id_key("RES-1"), start + Duration::from_millis(n * 100));
         }
 
         assert_eq!(memory.len(), 1);
-        assert!(memory.order.len() < 2000, "{} entries kept", memory.order.len());
+        let stored: usize = memory.buckets.iter().map(|bucket| bucket.keys.len()).sum();
+        assert_eq!(stored, 1);
     }
 }

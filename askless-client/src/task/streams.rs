@@ -1,6 +1,14 @@
 //! Streams inside the connection task: one listener per (route, params), listen requests,
 //! values, stops, and what reconnections and authentication do to them.
+//!
+//! Memory per listener matters, because an application may keep thousands of idle streams on
+//! one connection. A listener keeps its params and its last value as compact JSON text, because
+//! a `serde_json::Value` object allocates a B-tree node of about 630 bytes. The table finds
+//! listeners through 64-bit fingerprints of their keys and ids, not through copies of them.
 
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, BuildHasherDefault, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +20,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::ConnectionTask;
+use super::dedup::PassThroughHasher;
 use crate::error::{Error, Operation};
 use crate::stats::bump;
 use crate::stream::{StreamOptions, StreamSource, SubscriberQueue};
@@ -27,26 +36,19 @@ const MAX_HELD_VALUES: usize = 256;
 /// A request for a new stream.
 #[derive(Debug)]
 pub(crate) struct StreamCommand {
-    pub(crate) route: String,
+    /// Shared with the [`ReadStream`](crate::ReadStream), so that both keep one copy.
+    pub(crate) route: Arc<str>,
     pub(crate) params: Value,
     pub(crate) options: StreamOptions,
     pub(crate) queue: Arc<SubscriberQueue>,
 }
 
-/// The identity of a listener: route and params compared as typed JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct StreamKey {
-    route: String,
-    params: String,
-}
-
-impl StreamKey {
-    fn new(route: &str, params: &Value) -> Self {
-        StreamKey {
-            route: route.to_owned(),
-            params: canonical_json(params),
-        }
-    }
+/// The identity of a listener: route and params compared as typed JSON, through the params'
+/// canonical text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct StreamKey<'a> {
+    route: &'a str,
+    params: &'a str,
 }
 
 /// Encodes `value` with object keys sorted, so that equal JSON values give equal text.
@@ -71,29 +73,75 @@ fn canonical_json(value: &Value) -> String {
     sorted(value).to_string()
 }
 
+/// Returns whether `value` contains a floating-point number anywhere.
+fn contains_float(value: &Value) -> bool {
+    match value {
+        Value::Number(number) => number.is_f64(),
+        Value::Array(items) => items.iter().any(contains_float),
+        Value::Object(map) => map.values().any(contains_float),
+        Value::Null | Value::Bool(_) | Value::String(_) => false,
+    }
+}
+
+/// Parses JSON text that this module encoded itself.
+fn parse_stored(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|error| {
+        // Unreachable: the text is serde_json's own output for a `Value`.
+        tracing::error!(%error, len = text.len(), "parsing a stored JSON value failed, using null");
+        Value::Null
+    })
+}
+
+/// A JSON value kept between frames in its smallest exact form.
+///
+/// Without its `float_roundtrip` feature, serde_json may parse a floating-point number back
+/// one unit in the last place off, so a value that contains one is kept as a tree.
+#[derive(Debug, Clone, PartialEq)]
+enum StoredJson {
+    /// Compact JSON text of a value without floating-point numbers.
+    Text(Box<str>),
+    Tree(Box<Value>),
+}
+
+impl StoredJson {
+    fn new(value: &Value) -> Self {
+        if contains_float(value) {
+            StoredJson::Tree(Box::new(value.clone()))
+        } else {
+            StoredJson::Text(value.to_string().into_boxed_str())
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        match self {
+            StoredJson::Text(text) => parse_stored(text),
+            StoredJson::Tree(value) => Value::clone(value),
+        }
+    }
+}
+
 /// One listener shared by every stream of the same route and params.
 #[derive(Debug)]
 struct Listener {
     listen_id: ListenId,
-    route: String,
-    params: Value,
-    /// `params` as canonical JSON, computed once: comparing keys must not encode every
-    /// listener's params again, or opening n streams would take n² encodings.
-    canonical_params: String,
-    /// The id of the listen request that succeeded: the listener is live and listed in pings.
-    live_request_id: Option<ClientRequestId>,
-    /// The id of the listen request waiting for its response.
-    pending_request_id: Option<ClientRequestId>,
+    route: Arc<str>,
+    /// The params as canonical JSON: the listener's key, and the params of its listen requests.
+    params: Box<str>,
+    /// The params themselves when they contain a floating-point number (see [`StoredJson`]).
+    float_params: Option<Box<Value>>,
+    /// The id of the last listen request sent, while it waits for its response (`live` is
+    /// false) or after it succeeded (`live` is true: the listener is listed in pings).
+    request_id: Option<ClientRequestId>,
+    live: bool,
     /// The listen received `PENDING_AUTHENTICATION`, so it is sent again after authentication.
     waiting_for_authentication: bool,
     persevere: bool,
+    /// The connection of this listener ended after `last_value`. The server re-creates the
+    /// listener from the next ping and sends its current value again, so the first value after
+    /// that is dropped when it equals `last_value`. A new listen request clears it.
+    resuming: bool,
     subscribers: Vec<Arc<SubscriberQueue>>,
-    last_value: Option<Value>,
-    /// The last value delivered before the connection of a live listener ended. The server
-    /// re-creates the listener from the next ping and sends its current value again, so the
-    /// first value after that is dropped when it equals this one. A new listen request clears
-    /// it.
-    resumed_from: Option<Value>,
+    last_value: Option<StoredJson>,
     /// Values that arrived before the listen response, emitted once the listener is live.
     held: Vec<Value>,
     /// Since when the listener has no stream.
@@ -101,17 +149,46 @@ struct Listener {
 }
 
 impl Listener {
+    fn key(&self) -> StreamKey<'_> {
+        StreamKey {
+            route: &self.route,
+            params: &self.params,
+        }
+    }
+
+    fn is_pending(&self) -> bool {
+        self.request_id.is_some() && !self.live
+    }
+
+    fn params_value(&self) -> Value {
+        match &self.float_params {
+            Some(params) => Value::clone(params),
+            None => parse_stored(&self.params),
+        }
+    }
+
+    fn listen_request(&self, id: ClientRequestId) -> ListenRequest {
+        ListenRequest::new(
+            id,
+            self.route.as_ref(),
+            self.params_value(),
+            self.listen_id.clone(),
+        )
+    }
+
     fn emit(&mut self, value: Value) {
-        if let Some(previous) = self.resumed_from.take() {
-            if previous == value {
-                tracing::debug!(listen_id = %self.listen_id, "dropping the unchanged value sent again after a reconnection");
-                return;
+        let stored = StoredJson::new(&value);
+        if std::mem::take(&mut self.resuming) && self.last_value.as_ref() == Some(&stored) {
+            tracing::debug!(listen_id = %self.listen_id, "dropping the unchanged value sent again after a reconnection");
+            return;
+        }
+        if let Some((last, others)) = self.subscribers.split_last() {
+            for subscriber in others {
+                subscriber.push(Ok(value.clone()));
             }
+            last.push(Ok(value));
         }
-        for subscriber in &self.subscribers {
-            subscriber.push(Ok(value.clone()));
-        }
-        self.last_value = Some(value);
+        self.last_value = Some(stored);
     }
 
     fn fail(&self, error: &Error) {
@@ -128,10 +205,32 @@ impl Listener {
     }
 }
 
-/// Every listener of the client, in the order they were created.
+/// A map from a 64-bit fingerprint to a listener's sequence number. The fingerprints are
+/// random already, so the map does not hash them again.
+type FingerprintIndex = HashMap<u64, u64, BuildHasherDefault<PassThroughHasher>>;
+
+/// Every listener of the client, in the order they were created, with indexes by key, by listen
+/// id and by listen request id.
+///
+/// The indexes map keyed SipHash fingerprints to sequence numbers, and every lookup compares the
+/// listener's own string, so a fingerprint collision never returns a wrong listener. Listen ids
+/// and request ids are generated again on a collision (see [`StreamTable::listen_id_taken`]);
+/// listeners whose key collides go to `key_collisions`, which lookups search as well.
 #[derive(Debug, Default)]
 pub(super) struct StreamTable {
-    listeners: Vec<Listener>,
+    /// By sequence number, which grows with each listener, so iteration follows creation order.
+    listeners: BTreeMap<u64, Box<Listener>>,
+    next_seq: u64,
+    hasher: RandomState,
+    by_key: FingerprintIndex,
+    key_collisions: Vec<u64>,
+    by_listen_id: FingerprintIndex,
+    by_request_id: FingerprintIndex,
+    /// Listeners whose listen request waits for its response.
+    pending: usize,
+    /// Gives every key the same fingerprint, to test the collision path.
+    #[cfg(test)]
+    collide_keys: bool,
 }
 
 impl StreamTable {
@@ -142,68 +241,179 @@ impl StreamTable {
     /// Returns how many streams are attached and not dropped by their readers.
     pub(super) fn open_stream_count(&self) -> usize {
         self.listeners
-            .iter()
+            .values()
             .flat_map(|listener| &listener.subscribers)
             .filter(|subscriber| !subscriber.is_dropped())
             .count()
     }
 
-    fn position_by_key(&self, key: &StreamKey) -> Option<usize> {
-        self.listeners
-            .iter()
-            .position(|listener| listener.route == key.route && listener.canonical_params == key.params)
+    fn key_fingerprint(&self, key: StreamKey<'_>) -> u64 {
+        #[cfg(test)]
+        if self.collide_keys {
+            return 0;
+        }
+        self.hasher.hash_one(key)
     }
 
-    fn position_by_listen_id(&self, listen_id: &ListenId) -> Option<usize> {
+    fn id_fingerprint(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    fn find_by_key(&self, key: StreamKey<'_>) -> Option<u64> {
+        let matches = |seq: &u64| {
+            self.listeners
+                .get(seq)
+                .is_some_and(|listener| listener.key() == key)
+        };
+        let indexed = self.by_key.get(&self.key_fingerprint(key)).copied();
+        indexed
+            .filter(matches)
+            .or_else(|| self.key_collisions.iter().copied().find(matches))
+    }
+
+    fn find_by_listen_id(&self, listen_id: &ListenId) -> Option<u64> {
+        let seq = *self.by_listen_id.get(&self.id_fingerprint(listen_id.as_str()))?;
+        let listener = self.listeners.get(&seq)?;
+        (&listener.listen_id == listen_id).then_some(seq)
+    }
+
+    fn find_by_request_id(&self, id: &ClientRequestId) -> Option<u64> {
+        let seq = *self.by_request_id.get(&self.id_fingerprint(id.as_str()))?;
+        let listener = self.listeners.get(&seq)?;
+        (listener.request_id.as_ref() == Some(id)).then_some(seq)
+    }
+
+    /// Returns whether `listen_id` cannot be given to a new listener, because its fingerprint
+    /// is taken.
+    fn listen_id_taken(&self, listen_id: &ListenId) -> bool {
+        self.by_listen_id
+            .contains_key(&self.id_fingerprint(listen_id.as_str()))
+    }
+
+    /// Returns whether `id` cannot be given to a listen request, because its fingerprint is
+    /// taken.
+    fn request_id_taken(&self, id: &ClientRequestId) -> bool {
+        self.by_request_id.contains_key(&self.id_fingerprint(id.as_str()))
+    }
+
+    /// Adds `listener`, whose listen id must not be taken, and returns its sequence number.
+    fn insert(&mut self, listener: Listener) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let key_fingerprint = self.key_fingerprint(listener.key());
+        match self.by_key.entry(key_fingerprint) {
+            Entry::Occupied(_) => {
+                tracing::debug!(listen_id = %listener.listen_id, "stream key fingerprint collision");
+                self.key_collisions.push(seq);
+            }
+            Entry::Vacant(entry) => {
+                entry.insert(seq);
+            }
+        }
+        let listen_fingerprint = self.id_fingerprint(listener.listen_id.as_str());
+        self.by_listen_id.insert(listen_fingerprint, seq);
+        debug_assert!(
+            listener.request_id.is_none(),
+            "a new listener has no listen request"
+        );
+        self.listeners.insert(seq, Box::new(listener));
+        seq
+    }
+
+    /// Removes the listener `seq` and its index entries.
+    fn remove(&mut self, seq: u64) -> Option<Box<Listener>> {
+        self.set_request(seq, None, false);
+        let listener = self.listeners.remove(&seq)?;
+        self.by_listen_id
+            .remove(&self.id_fingerprint(listener.listen_id.as_str()));
+        let key_fingerprint = self.key_fingerprint(listener.key());
+        if self.by_key.get(&key_fingerprint) == Some(&seq) {
+            self.by_key.remove(&key_fingerprint);
+            // Index a listener that collided with this one, if any, in its place.
+            let promoted = self.key_collisions.iter().position(|other| {
+                self.listeners
+                    .get(other)
+                    .is_some_and(|other| self.key_fingerprint(other.key()) == key_fingerprint)
+            });
+            if let Some(position) = promoted {
+                let other = self.key_collisions.swap_remove(position);
+                self.by_key.insert(key_fingerprint, other);
+            }
+        } else {
+            self.key_collisions.retain(|other| *other != seq);
+        }
+        Some(listener)
+    }
+
+    /// Sets the listen request of the listener `seq`: `None`, a request waiting for its
+    /// response (`live` false) or a request that succeeded (`live` true).
+    fn set_request(&mut self, seq: u64, request_id: Option<ClientRequestId>, live: bool) {
+        let Some(listener) = self.listeners.get_mut(&seq) else {
+            return;
+        };
+        if listener.is_pending() {
+            self.pending -= 1;
+        }
+        if let Some(old) = listener.request_id.take() {
+            let fingerprint = self.hasher.hash_one(old.as_str());
+            if self.by_request_id.get(&fingerprint) == Some(&seq) {
+                self.by_request_id.remove(&fingerprint);
+            }
+        }
+        if let Some(id) = &request_id {
+            self.by_request_id.insert(self.hasher.hash_one(id.as_str()), seq);
+        }
+        listener.live = live && request_id.is_some();
+        listener.request_id = request_id;
+        if listener.is_pending() {
+            self.pending += 1;
+        }
+    }
+
+    /// Returns the sequence numbers of the listeners that satisfy `filter`, in creation order.
+    fn select(&self, filter: impl Fn(&Listener) -> bool) -> Vec<u64> {
         self.listeners
             .iter()
-            .position(|listener| &listener.listen_id == listen_id)
+            .filter(|(_, listener)| filter(listener))
+            .map(|(seq, _)| *seq)
+            .collect()
     }
 
     /// Returns whether `id` is a listen request of one of the listeners, pending or live.
     pub(super) fn owns_response(&self, id: &ClientRequestId) -> bool {
-        self.listeners.iter().any(|listener| {
-            listener.pending_request_id.as_ref() == Some(id) || listener.live_request_id.as_ref() == Some(id)
-        })
+        self.find_by_request_id(id).is_some()
     }
 
     /// Returns whether a listen request sent on the current connection awaits its response.
     pub(super) fn has_listen_in_flight(&self) -> bool {
-        self.listeners
-            .iter()
-            .any(|listener| listener.pending_request_id.is_some())
+        self.pending > 0
     }
 
     /// Returns the listen requests of the live listeners, for the ping.
     pub(super) fn live_listen_requests(&self) -> Vec<ListenRequest> {
         self.listeners
-            .iter()
-            .filter_map(|listener| {
-                let id = listener.live_request_id.clone()?;
-                Some(ListenRequest::new(
-                    id,
-                    listener.route.clone(),
-                    listener.params.clone(),
-                    listener.listen_id.clone(),
-                ))
-            })
+            .values()
+            .filter(|listener| listener.live)
+            .filter_map(|listener| Some(listener.listen_request(listener.request_id.clone()?)))
             .collect()
     }
 
     /// Forgets listen requests of a connection that ended; live listeners stay live, because
     /// the next pings make the server re-create them. The server then sends the current value
-    /// again, so each listener remembers its last value to drop that value if it is unchanged.
+    /// again, so each listener drops that value if it equals its last value.
     pub(super) fn forget_pending_listens(&mut self) {
-        for listener in &mut self.listeners {
-            listener.pending_request_id = None;
-            listener.resumed_from = listener.last_value.clone();
+        for seq in self.select(Listener::is_pending) {
+            self.set_request(seq, None, false);
+        }
+        for listener in self.listeners.values_mut() {
+            listener.resuming = true;
         }
     }
 
     /// Drops streams whose reader is gone, and listeners left without streams for the grace
     /// period, so that the next ping no longer lists them.
     pub(super) fn stop_unused(&mut self, now: Instant) {
-        for listener in &mut self.listeners {
+        for listener in self.listeners.values_mut() {
             listener.subscribers.retain(|subscriber| !subscriber.is_dropped());
             if listener.subscribers.is_empty() {
                 listener.unused_since.get_or_insert(now);
@@ -211,18 +421,22 @@ impl StreamTable {
                 listener.unused_since = None;
             }
         }
-        self.listeners.retain(|listener| {
-            let expired = listener.unused_since.is_some_and(|since| now.duration_since(since) >= STOP_GRACE);
-            if expired {
+        let expired = self.select(|listener| {
+            listener
+                .unused_since
+                .is_some_and(|since| now.duration_since(since) >= STOP_GRACE)
+        });
+        for seq in expired {
+            if let Some(listener) = self.remove(seq) {
                 tracing::debug!(listen_id = %listener.listen_id, route = %listener.route, "stopping an unused stream");
             }
-            !expired
-        });
+        }
     }
 
     /// Ends every stream; used when the client closes.
     pub(super) fn close_all(&mut self, _error: &Error) {
-        for listener in self.listeners.drain(..) {
+        let table = std::mem::take(self);
+        for listener in table.listeners.into_values() {
             listener.end();
         }
     }
@@ -242,13 +456,19 @@ impl ConnectionTask {
             queue.end();
             return;
         }
-        let key = StreamKey::new(&route, &params);
-        if let Some(position) = self.streams.position_by_key(&key) {
-            let listener = &mut self.streams.listeners[position];
+        let canonical_params = canonical_json(&params);
+        let key = StreamKey {
+            route: &route,
+            params: &canonical_params,
+        };
+        if let Some(seq) = self.streams.find_by_key(key) {
+            let Some(listener) = self.streams.listeners.get_mut(&seq) else {
+                return;
+            };
             tracing::debug!(listen_id = %listener.listen_id, %route, "stream joins an existing listener");
             if options.source == StreamSource::CacheAndRemote {
                 if let Some(value) = &listener.last_value {
-                    queue.push(Ok(value.clone()));
+                    queue.push(Ok(value.to_value()));
                 }
             }
             listener.persevere |= options.persevere;
@@ -256,62 +476,58 @@ impl ConnectionTask {
             listener.subscribers.push(queue);
             return;
         }
-        let listen_id = ListenId::generate(&mut self.settings.rng);
+        let listen_id = loop {
+            let candidate = ListenId::generate(&mut self.settings.rng);
+            if !self.streams.listen_id_taken(&candidate) {
+                break candidate;
+            }
+        };
         tracing::debug!(%listen_id, %route, "new stream listener");
-        self.streams.listeners.push(Listener {
+        let float_params = contains_float(&params).then(|| Box::new(params));
+        let seq = self.streams.insert(Listener {
             listen_id,
             route,
-            params,
-            canonical_params: key.params,
-            live_request_id: None,
-            pending_request_id: None,
+            params: canonical_params.into_boxed_str(),
+            float_params,
+            request_id: None,
+            live: false,
             waiting_for_authentication: false,
             persevere: options.persevere,
+            resuming: false,
             subscribers: vec![queue],
             last_value: None,
-            resumed_from: None,
             held: Vec::new(),
             unused_since: None,
         });
         if self.flow_open() {
-            let position = self.streams.listeners.len() - 1;
-            self.send_listen(position).await;
+            self.send_listen(seq).await;
         }
     }
 
-    /// Sends a listen request with a new id for the listener at `position`.
-    async fn send_listen(&mut self, position: usize) -> bool {
-        let id = ClientRequestId::generate_listen(&mut self.settings.rng);
-        let Some(listener) = self.streams.listeners.get_mut(position) else {
+    /// Sends a listen request with a new id for the listener `seq`.
+    async fn send_listen(&mut self, seq: u64) -> bool {
+        let id = loop {
+            let candidate = ClientRequestId::generate_listen(&mut self.settings.rng);
+            if !self.streams.request_id_taken(&candidate) {
+                break candidate;
+            }
+        };
+        let Some(listener) = self.streams.listeners.get(&seq) else {
             return true;
         };
-        listener.pending_request_id = Some(id.clone());
-        let request = ListenRequest::new(
-            id,
-            listener.route.clone(),
-            listener.params.clone(),
-            listener.listen_id.clone(),
-        );
+        let request = listener.listen_request(id.clone());
+        self.streams.set_request(seq, Some(id), false);
         self.send_frame(ClientMessage::Listen(request).encode()).await
     }
 
     /// Sends the listen requests of listeners that are neither live nor waiting; called when
     /// requests start flowing on a connection.
     pub(super) async fn send_pending_listens(&mut self) {
-        let positions: Vec<usize> = self
+        let waiting = self
             .streams
-            .listeners
-            .iter()
-            .enumerate()
-            .filter(|(_, listener)| {
-                listener.live_request_id.is_none()
-                    && listener.pending_request_id.is_none()
-                    && !listener.waiting_for_authentication
-            })
-            .map(|(position, _)| position)
-            .collect();
-        for position in positions {
-            if !self.send_listen(position).await {
+            .select(|listener| listener.request_id.is_none() && !listener.waiting_for_authentication);
+        for seq in waiting {
+            if !self.send_listen(seq).await {
                 return;
             }
         }
@@ -321,36 +537,36 @@ impl ConnectionTask {
     /// ping.
     pub(super) async fn handle_listen_response(&mut self, response: Response) {
         let id = &response.client_request_id;
-        let Some(position) = self.streams.listeners.iter().position(|listener| {
-            listener.pending_request_id.as_ref() == Some(id) || listener.live_request_id.as_ref() == Some(id)
-        }) else {
+        let Some(seq) = self.streams.find_by_request_id(id) else {
             return;
         };
         let needs_authentication = response.error_code() == Some(&AsklessErrorCode::PendingAuthentication);
-        let listener = &mut self.streams.listeners[position];
-        let was_pending = listener.pending_request_id.as_ref() == Some(id);
-        if !was_pending {
+        let Some(listener) = self.streams.listeners.get_mut(&seq) else {
+            return;
+        };
+        if listener.live {
             // A listener the server re-created from a ping: only an authentication error
             // matters, because the server dropped the listener again and would repeat the cycle
             // at every ping.
             if needs_authentication {
                 tracing::debug!(listen_id = %listener.listen_id, "live stream needs authentication again");
-                listener.live_request_id = None;
-                listener.resumed_from = None;
+                listener.resuming = false;
                 listener.waiting_for_authentication = true;
+                self.streams.set_request(seq, None, false);
             }
             return;
         }
-        listener.pending_request_id = None;
         match &response.error {
             None => {
                 tracing::debug!(listen_id = %listener.listen_id, "stream is live");
-                listener.live_request_id = Some(id.clone());
                 // A new listen, after a login for example, delivers its first value even when
                 // it is unchanged.
-                listener.resumed_from = None;
-                for value in std::mem::take(&mut listener.held) {
-                    listener.emit(value);
+                listener.resuming = false;
+                self.streams.set_request(seq, Some(id.clone()), true);
+                if let Some(listener) = self.streams.listeners.get_mut(&seq) {
+                    for value in std::mem::take(&mut listener.held) {
+                        listener.emit(value);
+                    }
                 }
             }
             Some(_) if needs_authentication => {
@@ -363,6 +579,7 @@ impl ConnectionTask {
                     "stream waits for authentication"
                 );
                 listener.waiting_for_authentication = true;
+                self.streams.set_request(seq, None, false);
             }
             Some(error) => {
                 let code = AsklessErrorCode::from(error.code_or_none());
@@ -374,14 +591,18 @@ impl ConnectionTask {
                     error.description_or_none(),
                 );
                 listener.fail(&error);
-                self.streams.listeners.remove(position);
+                self.streams.remove(seq);
             }
         }
     }
 
     /// Delivers a value to the streams of its listener.
     pub(super) fn handle_new_data(&mut self, data: NewDataForListener) {
-        let Some(position) = self.streams.position_by_listen_id(&data.listen_id) else {
+        let listener = self
+            .streams
+            .find_by_listen_id(&data.listen_id)
+            .and_then(|seq| self.streams.listeners.get_mut(&seq));
+        let Some(listener) = listener else {
             // NOTE: the reference client keeps such a value for 15 s in case its listener becomes
             // live. Here it is dropped. The server sends the listen response first, so only a
             // value that overtakes it would be lost.
@@ -389,9 +610,8 @@ impl ConnectionTask {
             tracing::debug!(listen_id = %data.listen_id, "ignoring data for an unknown stream");
             return;
         };
-        let listener = &mut self.streams.listeners[position];
         let value = data.output.unwrap_or(Value::Null);
-        if listener.live_request_id.is_some() {
+        if listener.live {
             listener.emit(value);
         } else {
             if listener.held.len() >= MAX_HELD_VALUES {
@@ -406,12 +626,15 @@ impl ConnectionTask {
 
     /// Ends the streams of a listener the server stopped.
     pub(super) fn handle_stop_listening(&mut self, stop: StopListening) {
-        let Some(position) = self.streams.position_by_listen_id(&stop.listen_id) else {
+        let Some(listener) = self
+            .streams
+            .find_by_listen_id(&stop.listen_id)
+            .and_then(|seq| self.streams.remove(seq))
+        else {
             bump(&self.settings.stats.unknown_listen_ids);
             tracing::debug!(listen_id = %stop.listen_id, "ignoring stop-listening for an unknown stream");
             return;
         };
-        let listener = self.streams.listeners.remove(position);
         tracing::debug!(listen_id = %listener.listen_id, route = %listener.route, "server stopped the stream");
         listener.end();
     }
@@ -421,17 +644,14 @@ impl ConnectionTask {
         if !self.flow_open() {
             return;
         }
-        let positions: Vec<usize> = self
+        let waiting = self
             .streams
-            .listeners
-            .iter()
-            .enumerate()
-            .filter(|(_, listener)| listener.waiting_for_authentication)
-            .map(|(position, _)| position)
-            .collect();
-        for position in positions {
-            self.streams.listeners[position].waiting_for_authentication = false;
-            if !self.send_listen(position).await {
+            .select(|listener| listener.waiting_for_authentication);
+        for seq in waiting {
+            if let Some(listener) = self.streams.listeners.get_mut(&seq) {
+                listener.waiting_for_authentication = false;
+            }
+            if !self.send_listen(seq).await {
                 return;
             }
         }
@@ -440,9 +660,11 @@ impl ConnectionTask {
     /// Fails the streams waiting for authentication that are not persevere; called by
     /// `clear_authentication`.
     pub(super) fn release_streams_on_clear(&mut self) {
-        self.streams.listeners.retain(|listener| {
-            let release = listener.waiting_for_authentication && !listener.persevere;
-            if release {
+        let released = self
+            .streams
+            .select(|listener| listener.waiting_for_authentication && !listener.persevere);
+        for seq in released {
+            if let Some(listener) = self.streams.remove(seq) {
                 let error = Error::pending_authentication(
                     Operation::Listen,
                     &listener.route,
@@ -450,37 +672,326 @@ impl ConnectionTask {
                 );
                 listener.fail(&error);
             }
-            !release
-        });
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::{ReadStream, StreamBuffer};
+    use futures::{FutureExt, StreamExt};
     use serde_json::json;
+
+    fn key_text(params: &Value) -> String {
+        canonical_json(params)
+    }
+
+    fn listener(table: &StreamTable, route: &str, params: &Value, n: u64) -> (Listener, ReadStream) {
+        let queue = SubscriberQueue::new(StreamBuffer::Bounded(8));
+        let route: Arc<str> = Arc::from(route);
+        let stream = ReadStream::new(Arc::clone(&queue), Arc::clone(&route));
+        let listen_id = ListenId::new(format!("LIS-{n:028}"));
+        assert!(!table.listen_id_taken(&listen_id));
+        let listener = Listener {
+            listen_id,
+            route,
+            params: canonical_json(params).into_boxed_str(),
+            float_params: contains_float(params).then(|| Box::new(params.clone())),
+            request_id: None,
+            live: false,
+            waiting_for_authentication: false,
+            persevere: true,
+            resuming: false,
+            subscribers: vec![queue],
+            last_value: None,
+            held: Vec::new(),
+            unused_since: None,
+        };
+        (listener, stream)
+    }
+
+    fn find(table: &StreamTable, route: &str, params: &Value) -> Option<u64> {
+        let params = canonical_json(params);
+        table.find_by_key(StreamKey {
+            route,
+            params: &params,
+        })
+    }
+
+    /// Returns the values buffered in `stream`, without waiting.
+    fn buffered(stream: &mut ReadStream) -> Vec<Value> {
+        let mut values = Vec::new();
+        while let Some(Some(item)) = stream.next().now_or_never() {
+            values.push(item.unwrap());
+        }
+        values
+    }
 
     #[test]
     fn key_ignores_object_key_order() {
-        let first = StreamKey::new("items", &json!({"a": 1, "b": {"x": 1, "y": 2}}));
-        let second = StreamKey::new("items", &json!({"b": {"y": 2, "x": 1}, "a": 1}));
+        let first = key_text(&json!({"a": 1, "b": {"x": 1, "y": 2}}));
+        let second = key_text(&json!({"b": {"y": 2, "x": 1}, "a": 1}));
 
         assert_eq!(first, second);
     }
 
     #[test]
     fn key_compares_typed_values() {
-        let number = StreamKey::new("items", &json!({"id": 1}));
-        let text = StreamKey::new("items", &json!({"id": "1"}));
-
-        assert_ne!(number, text);
+        assert_ne!(key_text(&json!({"id": 1})), key_text(&json!({"id": "1"})));
     }
 
     #[test]
     fn key_includes_route() {
-        assert_ne!(
-            StreamKey::new("a", &Value::Null),
-            StreamKey::new("b", &Value::Null)
+        let mut table = StreamTable::default();
+        let (first, _stream) = listener(&table, "a", &Value::Null, 1);
+        table.insert(first);
+
+        assert!(find(&table, "a", &Value::Null).is_some());
+        assert_eq!(find(&table, "b", &Value::Null), None);
+    }
+
+    #[test]
+    fn params_round_trip_exactly() {
+        let cases = [
+            json!(null),
+            json!({"i": 7, "name": "é\"\\\u{1}", "list": [1, -2, u64::MAX, i64::MIN]}),
+            json!({"x": 0.1, "y": 1e300, "z": -0.0}),
+        ];
+        let table = StreamTable::default();
+        for (n, params) in cases.iter().enumerate() {
+            let (listener, _stream) = listener(&table, "items", params, n as u64);
+
+            assert_eq!(&listener.params_value(), params, "params {params}");
+        }
+    }
+
+    #[test]
+    fn listen_request_carries_params() {
+        let table = StreamTable::default();
+        let params = json!({"i": 3});
+        let (listener, _stream) = listener(&table, "items", &params, 1);
+
+        let request = listener.listen_request(ClientRequestId::new("LIS-_1"));
+
+        assert_eq!(request.params, params);
+        assert_eq!(request.route, "items");
+        assert_eq!(request.listen_id, listener.listen_id);
+    }
+
+    #[test]
+    fn indexes_find_each_listener() {
+        let mut table = StreamTable::default();
+        let mut streams = Vec::new();
+        for n in 0..100u64 {
+            let (listener, stream) = listener(&table, "items", &json!({"i": n}), n);
+            streams.push(stream);
+            let seq = table.insert(listener);
+            table.set_request(seq, Some(ClientRequestId::new(format!("LIS-_{n}"))), n % 2 == 0);
+        }
+
+        for n in 0..100u64 {
+            let seq = find(&table, "items", &json!({"i": n})).expect("listener by key");
+            assert_eq!(
+                table.find_by_listen_id(&ListenId::new(format!("LIS-{n:028}"))),
+                Some(seq)
+            );
+            assert_eq!(
+                table.find_by_request_id(&ClientRequestId::new(format!("LIS-_{n}"))),
+                Some(seq)
+            );
+        }
+        assert_eq!(find(&table, "items", &json!({"i": 100})), None);
+        assert_eq!(table.pending, 50);
+        assert!(table.has_listen_in_flight());
+        assert_eq!(table.live_listen_requests().len(), 50);
+    }
+
+    #[test]
+    fn removal_clears_indexes() {
+        let mut table = StreamTable::default();
+        let (first, _stream) = listener(&table, "items", &json!({"i": 1}), 1);
+        let listen_id = first.listen_id.clone();
+        let seq = table.insert(first);
+        table.set_request(seq, Some(ClientRequestId::new("LIS-_1")), false);
+
+        assert!(table.remove(seq).is_some());
+
+        assert_eq!(find(&table, "items", &json!({"i": 1})), None);
+        assert_eq!(table.find_by_listen_id(&listen_id), None);
+        assert!(!table.owns_response(&ClientRequestId::new("LIS-_1")));
+        assert!(!table.has_listen_in_flight());
+        assert!(table.by_key.is_empty());
+        assert!(table.by_listen_id.is_empty());
+        assert!(table.by_request_id.is_empty());
+    }
+
+    #[test]
+    fn replaced_request_id_is_not_owned() {
+        let mut table = StreamTable::default();
+        let (first, _stream) = listener(&table, "items", &Value::Null, 1);
+        let seq = table.insert(first);
+        table.set_request(seq, Some(ClientRequestId::new("LIS-_old")), false);
+
+        table.set_request(seq, Some(ClientRequestId::new("LIS-_new")), false);
+
+        assert!(!table.owns_response(&ClientRequestId::new("LIS-_old")));
+        assert!(table.owns_response(&ClientRequestId::new("LIS-_new")));
+        assert_eq!(table.pending, 1);
+    }
+
+    #[test]
+    fn colliding_keys_are_still_found() {
+        let mut table = StreamTable {
+            collide_keys: true,
+            ..StreamTable::default()
+        };
+        let mut streams = Vec::new();
+        let mut seqs = Vec::new();
+        for n in 0..5u64 {
+            let (listener, stream) = listener(&table, "items", &json!({"i": n}), n);
+            streams.push(stream);
+            seqs.push(table.insert(listener));
+        }
+        assert_eq!(table.key_collisions.len(), 4);
+
+        table.remove(seqs[0]);
+
+        assert_eq!(find(&table, "items", &json!({"i": 0})), None);
+        for n in 1..5 {
+            assert_eq!(find(&table, "items", &json!({"i": n})), Some(seqs[n as usize]));
+        }
+        assert_eq!(
+            table.by_key.len(),
+            1,
+            "a colliding listener takes the freed index entry"
+        );
+        assert_eq!(table.key_collisions.len(), 3);
+    }
+
+    #[test]
+    fn iteration_follows_creation_order() {
+        let mut table = StreamTable::default();
+        let mut streams = Vec::new();
+        for n in [5u64, 3, 9, 1] {
+            let (listener, stream) = listener(&table, "items", &json!({"i": n}), n);
+            streams.push(stream);
+            let seq = table.insert(listener);
+            table.set_request(seq, Some(ClientRequestId::new(format!("LIS-_{n}"))), true);
+        }
+
+        let order: Vec<Value> = table
+            .live_listen_requests()
+            .into_iter()
+            .map(|request| request.params["i"].clone())
+            .collect();
+
+        assert_eq!(order, vec![json!(5), json!(3), json!(9), json!(1)]);
+    }
+
+    #[test]
+    fn reconnection_drops_unchanged_value() {
+        let mut table = StreamTable::default();
+        let (first, mut stream) = listener(&table, "items", &json!({"i": 1}), 1);
+        let seq = table.insert(first);
+        table.set_request(seq, Some(ClientRequestId::new("LIS-_1")), true);
+        let value = json!({"i": 1, "generation": 0});
+        table.listeners.get_mut(&seq).unwrap().emit(value.clone());
+
+        table.forget_pending_listens();
+        let listener = table.listeners.get_mut(&seq).unwrap();
+        listener.emit(value.clone());
+        listener.emit(value.clone());
+
+        assert_eq!(
+            buffered(&mut stream),
+            vec![value.clone(), value],
+            "only the first value after the reconnection is compared"
+        );
+    }
+
+    #[test]
+    fn reconnection_keeps_changed_value() {
+        let mut table = StreamTable::default();
+        let (first, mut stream) = listener(&table, "items", &Value::Null, 1);
+        let seq = table.insert(first);
+        table.set_request(seq, Some(ClientRequestId::new("LIS-_1")), true);
+        table
+            .listeners
+            .get_mut(&seq)
+            .unwrap()
+            .emit(json!({"generation": 0}));
+
+        table.forget_pending_listens();
+        table
+            .listeners
+            .get_mut(&seq)
+            .unwrap()
+            .emit(json!({"generation": 1}));
+
+        assert_eq!(
+            buffered(&mut stream),
+            vec![json!({"generation": 0}), json!({"generation": 1})]
+        );
+    }
+
+    #[test]
+    fn reconnection_compares_float_values() {
+        let mut table = StreamTable::default();
+        let (first, mut stream) = listener(&table, "items", &Value::Null, 1);
+        let seq = table.insert(first);
+        table.set_request(seq, Some(ClientRequestId::new("LIS-_1")), true);
+        table.listeners.get_mut(&seq).unwrap().emit(json!({"price": 0.1}));
+
+        table.forget_pending_listens();
+        let listener = table.listeners.get_mut(&seq).unwrap();
+        listener.emit(json!({"price": 0.1}));
+        listener.emit(json!({"price": 0.2}));
+
+        assert_eq!(
+            buffered(&mut stream),
+            vec![json!({"price": 0.1}), json!({"price": 0.2})]
+        );
+        assert!(matches!(listener.last_value, Some(StoredJson::Tree(_))));
+    }
+
+    #[test]
+    fn last_value_is_kept_as_text() {
+        let mut table = StreamTable::default();
+        let (first, _stream) = listener(&table, "items", &Value::Null, 1);
+        let seq = table.insert(first);
+        let listener = table.listeners.get_mut(&seq).unwrap();
+
+        listener.emit(json!({"i": 1, "generation": 0}));
+
+        let stored = listener.last_value.clone().unwrap();
+        assert_eq!(stored, StoredJson::Text(r#"{"generation":0,"i":1}"#.into()));
+        assert_eq!(stored.to_value(), json!({"i": 1, "generation": 0}));
+    }
+
+    #[test]
+    fn every_subscriber_receives_the_value() {
+        let mut table = StreamTable::default();
+        let (mut first, mut stream) = listener(&table, "items", &Value::Null, 1);
+        let second = SubscriberQueue::new(StreamBuffer::KeepLatest);
+        let mut second_stream = ReadStream::new(Arc::clone(&second), Arc::from("items"));
+        first.subscribers.push(second);
+        let seq = table.insert(first);
+
+        table.listeners.get_mut(&seq).unwrap().emit(json!(7));
+
+        assert_eq!(buffered(&mut stream), vec![json!(7)]);
+        assert_eq!(buffered(&mut second_stream), vec![json!(7)]);
+    }
+
+    #[test]
+    fn listener_stays_small() {
+        // Each listener is one allocation of this size plus its strings; an idle stream's
+        // budget is about 1 KiB in all.
+        assert!(
+            std::mem::size_of::<Listener>() <= 200,
+            "Listener is {} bytes",
+            std::mem::size_of::<Listener>()
         );
     }
 }
