@@ -1,6 +1,7 @@
 //! Listeners: registration by LISTEN or ping, ping reconciliation, change notifications and
 //! server-initiated stops.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use askless_protocol::{ClientIdInternalApp, ClientRequestId, ListenId, Response, ServerId, UserId};
@@ -274,14 +275,16 @@ pub(crate) fn ping(
             );
             return None;
         };
-        let listed: Vec<ListenId> = entries.iter().filter_map(|e| e.listen_id.clone()).collect();
+        // Sets, not vectors: a ping lists every listener, so a scan per listener would make a
+        // ping of n listeners cost n² comparisons.
+        let listed: HashSet<ListenId> = entries.iter().filter_map(|e| e.listen_id.clone()).collect();
         state.remove_listeners(
             shared,
             &client_id,
             |l| !listed.contains(&l.listen_id),
             &mut deferred,
         );
-        let held: Vec<ListenId> = state
+        let held: HashSet<ListenId> = state
             .record(&client_id)
             .map(|r| r.listeners.iter().map(|l| l.listen_id.clone()).collect())
             .unwrap_or_default();
