@@ -96,16 +96,8 @@ impl ConnectionTask {
             self.timers.resend_interval = self.timers.server_resend_interval;
             tracing::debug!(interval = ?self.timers.resend_interval, "applying the server's retransmission period");
         }
-        if self.timers.next_ping.is_some_and(|at| at <= now) {
-            if let Some(until) = self.ping_postponement(now) {
-                self.timers.next_ping = Some(until);
-            } else {
-                self.timers.ping_postponed_since = None;
-                self.timers.next_ping = Some(now + self.timers.ping_interval);
-                if !self.send_ping().await {
-                    return;
-                }
-            }
+        if !self.ping_if_due(now).await {
+            return;
         }
         if self.timers.next_resend.is_some_and(|at| at <= now) {
             self.timers.next_resend = Some(now + self.timers.resend_interval);
@@ -120,15 +112,34 @@ impl ConnectionTask {
     /// Skipped while an expected authentication is missing (the automatic re-authentication
     /// gave up): the server responds to every authenticated-only entry with an error, and the
     /// periodic ping already lists them once.
-    pub(super) fn resume_live_streams(&mut self) {
+    ///
+    /// The ping goes out here rather than from the timer, whose resolution is a millisecond.
+    pub(super) async fn resume_live_streams(&mut self) {
         if self.auth.expects_authentication() && !self.auth.is_authenticated() {
             return;
         }
         if self.live_streams().is_empty() {
             return;
         }
-        tracing::debug!("making the ping due at once to resume the live streams");
-        self.timers.next_ping = Some(Instant::now());
+        tracing::debug!("sending a ping at once to resume the live streams");
+        let now = Instant::now();
+        self.timers.next_ping = Some(now);
+        self.ping_if_due(now).await;
+    }
+
+    /// Sends the ping when it is due at `now`, unless a listen in flight postpones it. Returns
+    /// `false` when the socket is gone.
+    async fn ping_if_due(&mut self, now: Instant) -> bool {
+        if !self.timers.next_ping.is_some_and(|at| at <= now) {
+            return true;
+        }
+        if let Some(until) = self.ping_postponement(now) {
+            self.timers.next_ping = Some(until);
+            return true;
+        }
+        self.timers.ping_postponed_since = None;
+        self.timers.next_ping = Some(now + self.timers.ping_interval);
+        self.send_ping().await
     }
 
     /// Returns the instant until which the ping due at `now` is postponed, or `None` when it

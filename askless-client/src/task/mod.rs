@@ -413,7 +413,7 @@ impl ConnectionTask {
         }
         self.send_pending_listens().await;
         if self.conn.is_connected() {
-            self.resume_live_streams();
+            self.resume_live_streams().await;
         }
     }
 
