@@ -4,7 +4,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -72,32 +71,71 @@ impl Default for StreamOptions {
     }
 }
 
-/// Slots a buffer allocates for its first value, at most: larger buffers grow as values
-/// arrive.
-const INITIAL_SLOTS: usize = 4;
+/// The events of one stream, oldest first.
+///
+/// The oldest event is kept inline, so that a [`StreamBuffer::KeepLatest`] buffer, which keeps
+/// one event at most, never allocates. A `VecDeque` would allocate 4 slots at the first event
+/// and keep them after it is read.
+#[derive(Debug, Default)]
+struct EventBuffer {
+    oldest: Option<Result<Value>>,
+    newer: VecDeque<Result<Value>>,
+}
+
+impl EventBuffer {
+    fn len(&self) -> usize {
+        usize::from(self.oldest.is_some()) + self.newer.len()
+    }
+
+    fn push_back(&mut self, event: Result<Value>) {
+        if self.oldest.is_none() {
+            self.oldest = Some(event);
+        } else {
+            self.newer.push_back(event);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Result<Value>> {
+        let event = self.oldest.take()?;
+        self.oldest = self.newer.pop_front();
+        Some(event)
+    }
+}
 
 /// The buffer between the connection task and one [`ReadStream`].
+///
+/// Everything is behind one lock, so that it fits in 128 bytes with the `Arc` counts: an
+/// application may keep thousands of idle streams.
 #[derive(Debug)]
 pub(crate) struct SubscriberQueue {
     state: Mutex<QueueState>,
-    capacity: usize,
-    dropped: AtomicBool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct QueueState {
-    events: VecDeque<Result<Value>>,
-    ended: bool,
-    skipped: u64,
+    events: EventBuffer,
     waker: Option<Waker>,
+    skipped: u64,
+    /// At least 1. `u32` fits in the padding next to the flags; larger capacities are clamped
+    /// to `u32::MAX` events, far more than fit in memory.
+    capacity: u32,
+    ended: bool,
+    /// Whether the reader dropped its stream.
+    dropped: bool,
 }
 
 impl SubscriberQueue {
     pub(crate) fn new(buffer: StreamBuffer) -> Arc<Self> {
+        let capacity = u32::try_from(buffer.capacity()).unwrap_or(u32::MAX);
         Arc::new(SubscriberQueue {
-            state: Mutex::new(QueueState::default()),
-            capacity: buffer.capacity(),
-            dropped: AtomicBool::new(false),
+            state: Mutex::new(QueueState {
+                events: EventBuffer::default(),
+                waker: None,
+                skipped: 0,
+                capacity,
+                ended: false,
+                dropped: false,
+            }),
         })
     }
 
@@ -113,14 +151,9 @@ impl SubscriberQueue {
         if state.ended {
             return;
         }
-        if state.events.len() >= self.capacity {
+        if state.events.len() >= state.capacity as usize {
             state.events.pop_front();
             state.skipped += 1;
-        }
-        if state.events.capacity() == 0 {
-            // `VecDeque` would take 4 slots, and keeps them after the value is read: a
-            // `KeepLatest` buffer needs 1, which saves 96 bytes on each idle stream.
-            state.events.reserve_exact(self.capacity.min(INITIAL_SLOTS));
         }
         state.events.push_back(event);
         if let Some(waker) = state.waker.take() {
@@ -139,7 +172,7 @@ impl SubscriberQueue {
 
     /// Returns whether the reader dropped its stream.
     pub(crate) fn is_dropped(&self) -> bool {
-        self.dropped.load(Ordering::Acquire)
+        self.lock().dropped
     }
 }
 
@@ -214,7 +247,7 @@ impl Stream for ReadStream {
 
 impl Drop for ReadStream {
     fn drop(&mut self) {
-        self.queue.dropped.store(true, Ordering::Release);
+        self.queue.lock().dropped = true;
     }
 }
 
@@ -300,7 +333,7 @@ mod tests {
     }
 
     #[test]
-    fn keep_latest_allocates_one_slot() {
+    fn keep_latest_never_allocates() {
         let queue = SubscriberQueue::new(StreamBuffer::KeepLatest);
         let mut stream = ReadStream::new(Arc::clone(&queue), "items".into());
 
@@ -309,11 +342,11 @@ mod tests {
             assert_eq!(stream.next().now_or_never().unwrap().unwrap().unwrap(), json!(n));
         }
 
-        assert_eq!(queue.lock().events.capacity(), 1);
+        assert_eq!(queue.lock().events.newer.capacity(), 0);
     }
 
     #[test]
-    fn bounded_buffer_grows_past_initial_slots() {
+    fn bounded_buffer_keeps_every_value() {
         let queue = SubscriberQueue::new(StreamBuffer::Bounded(10));
 
         for n in 0..10 {
@@ -322,6 +355,33 @@ mod tests {
 
         assert_eq!(queue.lock().events.len(), 10);
         assert_eq!(queue.lock().skipped, 0);
+    }
+
+    #[test]
+    fn event_buffer_keeps_order() {
+        let mut buffer = EventBuffer::default();
+
+        for n in 0..4 {
+            buffer.push_back(Ok(json!(n)));
+        }
+        let first = buffer.pop_front().unwrap().unwrap();
+        buffer.push_back(Ok(json!(4)));
+
+        assert_eq!(first, json!(0));
+        assert_eq!(buffer.len(), 4);
+        for n in 1..5 {
+            assert_eq!(buffer.pop_front().unwrap().unwrap(), json!(n));
+        }
+        assert!(buffer.pop_front().is_none());
+        assert_eq!(buffer.len(), 0);
+    }
+
+    #[test]
+    fn queue_fits_in_128_bytes() {
+        // The `Arc` adds two counters; 128 bytes is a glibc malloc size class.
+        let allocation = std::mem::size_of::<SubscriberQueue>() + 2 * std::mem::size_of::<usize>();
+
+        assert!(allocation + 8 <= 128, "{allocation} bytes");
     }
 
     #[test]

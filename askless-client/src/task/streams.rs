@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use askless_protocol::{
-    AsklessErrorCode, ClientMessage, ClientRequestId, ListenId, ListenRequest, NewDataForListener, Response,
-    StopListening,
+    AsklessErrorCode, ClientMessage, ClientRequestId, ListenId, ListenRequest, NewDataForListener, Ping,
+    Response, StopListening,
 };
 use serde_json::Value;
 use tokio::time::Instant;
@@ -120,10 +120,54 @@ impl StoredJson {
     }
 }
 
+/// Length of the listen ids this client generates: `LIS-` and the random part.
+const LISTEN_ID_LEN: usize = 4 + askless_protocol::CLIENT_ID_RANDOM_LEN;
+
+/// Length of the listen request ids this client generates: `LIS-_` and the random part.
+const REQUEST_ID_LEN: usize = 5 + askless_protocol::CLIENT_ID_RANDOM_LEN;
+
+/// An id this client generated, kept inline when it has the generated length `N`, so that it
+/// needs no allocation of its own.
+#[derive(Clone, PartialEq, Eq)]
+enum CompactId<const N: usize> {
+    Inline([u8; N]),
+    /// An id of another length, which the generators of askless-protocol do not produce.
+    Other(Box<str>),
+}
+
+impl<const N: usize> CompactId<N> {
+    fn new(id: &str) -> Self {
+        match <[u8; N]>::try_from(id.as_bytes()) {
+            Ok(bytes) => CompactId::Inline(bytes),
+            Err(_) => CompactId::Other(id.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // The bytes are a whole `&str`, so they are valid UTF-8.
+            CompactId::Inline(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+            CompactId::Other(id) => id,
+        }
+    }
+}
+
+impl<const N: usize> std::fmt::Debug for CompactId<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<const N: usize> std::fmt::Display for CompactId<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One listener shared by every stream of the same route and params.
 #[derive(Debug)]
 struct Listener {
-    listen_id: ListenId,
+    listen_id: CompactId<LISTEN_ID_LEN>,
     route: Arc<str>,
     /// The params as canonical JSON: the listener's key, and the params of its listen requests.
     params: Box<str>,
@@ -131,7 +175,7 @@ struct Listener {
     float_params: Option<Box<Value>>,
     /// The id of the last listen request sent, while it waits for its response (`live` is
     /// false) or after it succeeded (`live` is true: the listener is listed in pings).
-    request_id: Option<ClientRequestId>,
+    request_id: Option<CompactId<REQUEST_ID_LEN>>,
     live: bool,
     /// The listen received `PENDING_AUTHENTICATION`, so it is sent again after authentication.
     waiting_for_authentication: bool,
@@ -172,8 +216,14 @@ impl Listener {
             id,
             self.route.as_ref(),
             self.params_value(),
-            self.listen_id.clone(),
+            ListenId::new(self.listen_id.as_str()),
         )
+    }
+
+    fn request_id(&self) -> Option<ClientRequestId> {
+        self.request_id
+            .as_ref()
+            .map(|id| ClientRequestId::new(id.as_str()))
     }
 
     fn emit(&mut self, value: Value) {
@@ -274,13 +324,17 @@ impl StreamTable {
     fn find_by_listen_id(&self, listen_id: &ListenId) -> Option<u64> {
         let seq = *self.by_listen_id.get(&self.id_fingerprint(listen_id.as_str()))?;
         let listener = self.listeners.get(&seq)?;
-        (&listener.listen_id == listen_id).then_some(seq)
+        (listener.listen_id.as_str() == listen_id.as_str()).then_some(seq)
     }
 
     fn find_by_request_id(&self, id: &ClientRequestId) -> Option<u64> {
         let seq = *self.by_request_id.get(&self.id_fingerprint(id.as_str()))?;
         let listener = self.listeners.get(&seq)?;
-        (listener.request_id.as_ref() == Some(id)).then_some(seq)
+        let matches = listener
+            .request_id
+            .as_ref()
+            .is_some_and(|own| own.as_str() == id.as_str());
+        matches.then_some(seq)
     }
 
     /// Returns whether `listen_id` cannot be given to a new listener, because its fingerprint
@@ -364,7 +418,7 @@ impl StreamTable {
             self.by_request_id.insert(self.hasher.hash_one(id.as_str()), seq);
         }
         listener.live = live && request_id.is_some();
-        listener.request_id = request_id;
+        listener.request_id = request_id.map(|id| CompactId::new(id.as_str()));
         if listener.is_pending() {
             self.pending += 1;
         }
@@ -394,8 +448,60 @@ impl StreamTable {
         self.listeners
             .values()
             .filter(|listener| listener.live)
-            .filter_map(|listener| Some(listener.listen_request(listener.request_id.clone()?)))
+            .filter_map(|listener| Some(listener.listen_request(listener.request_id()?)))
             .collect()
+    }
+
+    /// Encodes the ping frame that lists the live listeners, the same text as encoding a
+    /// [`Ping`] of [`live_listen_requests`](Self::live_listen_requests).
+    ///
+    /// It encodes one listen request at a time, so that only one listener's params exist as a
+    /// `Value` at once: a `Ping` of 10 000 listeners would hold 10 000 `Value` objects, about
+    /// 6 MB, which the allocator keeps after the frame is sent.
+    // TODO: `send_ping` in liveness.rs still encodes a `Ping` of `live_listen_requests`; it
+    // should send this frame instead (an empty ping while `hides_streams`).
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the ping in liveness.rs does not call it yet")
+    )]
+    pub(super) fn encode_ping(&self) -> String {
+        let empty = ClientMessage::Ping(Ping::default()).encode();
+        // The list of listen requests is the last field of a ping, so its brackets are the
+        // last `[]` of the empty ping.
+        let Some(list_start) = empty.rfind("[]") else {
+            tracing::error!(frame = %empty, "the empty ping has no list of listen requests, encoding a full ping");
+            let ping = Ping {
+                listening_to_routes: self.live_listen_requests(),
+            };
+            return ClientMessage::Ping(ping).encode();
+        };
+        let mut frame = Vec::with_capacity(empty.len());
+        frame.extend_from_slice(&empty.as_bytes()[..=list_start]);
+        let live = self
+            .listeners
+            .values()
+            .filter(|listener| listener.live)
+            .filter_map(|listener| Some((listener, listener.request_id()?)));
+        for (index, (listener, id)) in live.enumerate() {
+            if index > 0 {
+                frame.push(b',');
+            }
+            let entry_start = frame.len();
+            // Writing to a `Vec` cannot fail, nor can serializing a listen request.
+            serde_json::to_writer(&mut frame, &listener.listen_request(id)).ok();
+            if index == 0 {
+                // The first entry estimates the rest, which saves the copies of growing by
+                // doubling up to a frame of several megabytes.
+                let estimate = (frame.len() - entry_start + 1) * self.listeners.len();
+                frame.reserve(estimate);
+            }
+        }
+        frame.extend_from_slice(&empty.as_bytes()[list_start + 1..]);
+        String::from_utf8(frame).unwrap_or_else(|error| {
+            // Unreachable: serde_json writes UTF-8 and the splice points are ASCII brackets.
+            tracing::error!(%error, "the encoded ping is not UTF-8, sending an empty ping");
+            empty
+        })
     }
 
     /// Forgets listen requests of a connection that ended; live listeners stay live, because
@@ -485,7 +591,7 @@ impl ConnectionTask {
         tracing::debug!(%listen_id, %route, "new stream listener");
         let float_params = contains_float(&params).then(|| Box::new(params));
         let seq = self.streams.insert(Listener {
-            listen_id,
+            listen_id: CompactId::new(listen_id.as_str()),
             route,
             params: canonical_params.into_boxed_str(),
             float_params,
@@ -694,7 +800,7 @@ mod tests {
         let listen_id = ListenId::new(format!("LIS-{n:028}"));
         assert!(!table.listen_id_taken(&listen_id));
         let listener = Listener {
-            listen_id,
+            listen_id: CompactId::new(listen_id.as_str()),
             route,
             params: canonical_json(params).into_boxed_str(),
             float_params: contains_float(params).then(|| Box::new(params.clone())),
@@ -776,7 +882,7 @@ mod tests {
 
         assert_eq!(request.params, params);
         assert_eq!(request.route, "items");
-        assert_eq!(request.listen_id, listener.listen_id);
+        assert_eq!(request.listen_id.as_str(), listener.listen_id.as_str());
     }
 
     #[test]
@@ -811,7 +917,7 @@ mod tests {
     fn removal_clears_indexes() {
         let mut table = StreamTable::default();
         let (first, _stream) = listener(&table, "items", &json!({"i": 1}), 1);
-        let listen_id = first.listen_id.clone();
+        let listen_id = ListenId::new(first.listen_id.as_str());
         let seq = table.insert(first);
         table.set_request(seq, Some(ClientRequestId::new("LIS-_1")), false);
 
@@ -887,6 +993,38 @@ mod tests {
             .collect();
 
         assert_eq!(order, vec![json!(5), json!(3), json!(9), json!(1)]);
+    }
+
+    #[test]
+    fn ping_frame_matches_full_ping() {
+        let mut table = StreamTable::default();
+        let mut streams = Vec::new();
+        let params = [
+            json!({"i": 1}),
+            Value::Null,
+            json!({"price": 0.1, "tags": ["a", "b"]}),
+            json!({"i": 4}),
+        ];
+        for (n, params) in params.iter().enumerate() {
+            let (listener, stream) = listener(&table, "items", params, n as u64);
+            streams.push(stream);
+            let seq = table.insert(listener);
+            table.set_request(seq, Some(ClientRequestId::new(format!("LIS-_{n}"))), n != 3);
+        }
+        let full = |table: &StreamTable| {
+            let ping = Ping {
+                listening_to_routes: table.live_listen_requests(),
+            };
+            ClientMessage::Ping(ping).encode()
+        };
+
+        assert_eq!(table.encode_ping(), full(&table));
+        assert_eq!(
+            StreamTable::default().encode_ping(),
+            full(&StreamTable::default())
+        );
+        let decoded: Value = serde_json::from_str(&table.encode_ping()).unwrap();
+        assert_eq!(decoded["listeningToRoutes"].as_array().unwrap().len(), 3);
     }
 
     #[test]
@@ -985,11 +1123,36 @@ mod tests {
     }
 
     #[test]
+    fn generated_ids_are_inline() {
+        let mut rng = rand::rng();
+        let listen_id = ListenId::generate(&mut rng);
+        let request_id = ClientRequestId::generate_listen(&mut rng);
+
+        let compact_listen_id = CompactId::<LISTEN_ID_LEN>::new(listen_id.as_str());
+        let compact_request_id = CompactId::<REQUEST_ID_LEN>::new(request_id.as_str());
+
+        assert!(matches!(compact_listen_id, CompactId::Inline(_)));
+        assert!(matches!(compact_request_id, CompactId::Inline(_)));
+        assert_eq!(compact_listen_id.as_str(), listen_id.as_str());
+        assert_eq!(compact_request_id.as_str(), request_id.as_str());
+    }
+
+    #[test]
+    fn other_ids_keep_their_text() {
+        for id in ["", "LIS-short", "LIS-é-and-a-much-longer-id-than-generated"] {
+            let compact = CompactId::<LISTEN_ID_LEN>::new(id);
+
+            assert_eq!(compact.as_str(), id);
+            assert_eq!(compact.to_string(), id);
+        }
+    }
+
+    #[test]
     fn listener_stays_small() {
         // Each listener is one allocation of this size plus its strings; an idle stream's
         // budget is about 1 KiB in all.
         assert!(
-            std::mem::size_of::<Listener>() <= 200,
+            std::mem::size_of::<Listener>() <= 216,
             "Listener is {} bytes",
             std::mem::size_of::<Listener>()
         );
