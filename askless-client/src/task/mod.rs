@@ -2,11 +2,12 @@
 //! timer.
 //!
 //! Client handles talk to it through a bounded command channel. The task runs one
-//! `tokio::select!` loop over three sources: commands, the current connection (its attempt or its
-//! incoming frames) and the earliest timer. Because nothing else touches the socket or the
-//! pending table, they need no lock. The loop ends when every handle is dropped or
-//! [`Command::Close`] arrives, and [`ExitReason`] records which.
-
+//! `tokio::select!` loop over three sources, in this order: commands, the current connection
+//! (its attempt or its incoming frames) and the earliest timer. Nothing else touches the
+//! receiving half, the pending table or the stream table, so they need no lock. The sending
+//! half is shared with callers, who write their own requests on it while requests flow (see
+//! [`direct`]). The loop ends when every handle is dropped or [`Command::Close`] arrives, and
+//! [`ExitReason`] records which.
 mod auth;
 mod connection;
 pub(crate) mod dedup;
