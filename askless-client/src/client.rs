@@ -504,9 +504,8 @@ impl AsklessClient {
         }
         let params = to_params(Operation::Listen, route, params)?;
         let queue = SubscriberQueue::new(options.buffer);
-        let shared_route: Arc<str> = Arc::from(route);
         let command = StreamCommand {
-            route: Arc::clone(&shared_route),
+            route: route.into(),
             params,
             options,
             queue: Arc::clone(&queue),
@@ -516,7 +515,7 @@ impl AsklessClient {
             .send(Command::Stream(command))
             .await
             .map_err(|_| Error::closed(Some(Operation::Listen), route))?;
-        Ok(ReadStream::new(queue, shared_route))
+        Ok(ReadStream::new(queue, route.into()))
     }
 
     /// Returns the sizes of the connection task's tables: listeners, open streams, pending

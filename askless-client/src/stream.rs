@@ -186,12 +186,11 @@ impl SubscriberQueue {
 /// leaving it out of its pings.
 pub struct ReadStream {
     queue: Arc<SubscriberQueue>,
-    /// Shared with the listener in the connection task.
-    route: Arc<str>,
+    route: Box<str>,
 }
 
 impl ReadStream {
-    pub(crate) fn new(queue: Arc<SubscriberQueue>, route: Arc<str>) -> Self {
+    pub(crate) fn new(queue: Arc<SubscriberQueue>, route: Box<str>) -> Self {
         ReadStream { queue, route }
     }
 
