@@ -135,7 +135,10 @@ impl<const N: usize> CompactId<N> {
     /// id in its requests.
     fn new(id: &str) -> Self {
         let mut bytes = [b'0'; N];
-        let kept = id.floor_char_boundary(N);
+        let mut kept = N.min(id.len());
+        while !id.is_char_boundary(kept) {
+            kept -= 1;
+        }
         if kept != N {
             tracing::warn!(
                 id,
