@@ -6,8 +6,8 @@
 //! repeated id is confirmed again but not processed.
 //!
 //! Ids are kept as 128-bit fingerprints from two SipHash hashers with random keys, grouped in
-//! buckets by the time they were last seen, so that each id costs about 20 bytes and expiry
-//! drops a whole bucket at once.
+//! buckets by the time they were last seen. Each id takes a 17-byte slot of a hash table that
+//! is between 7/16 and 7/8 full, and expiry drops a whole bucket at once.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
