@@ -118,7 +118,7 @@ impl ConnectionTask {
         if self.auth.expects_authentication() && !self.auth.is_authenticated() {
             return;
         }
-        if self.live_streams().is_empty() {
+        if self.auth.hides_streams() || !self.streams.has_live_listener() {
             return;
         }
         tracing::debug!("sending a ping at once to resume the live streams");
@@ -130,7 +130,7 @@ impl ConnectionTask {
     /// Sends the ping when it is due at `now`, unless a listen in flight postpones it. Returns
     /// `false` when the socket is gone.
     async fn ping_if_due(&mut self, now: Instant) -> bool {
-        if !self.timers.next_ping.is_some_and(|at| at <= now) {
+        if self.timers.next_ping.is_none_or(|at| at > now) {
             return true;
         }
         if let Some(until) = self.ping_postponement(now) {
@@ -175,20 +175,14 @@ impl ConnectionTask {
             return true;
         }
         self.streams.stop_unused(Instant::now());
-        let ping = Ping {
-            listening_to_routes: self.live_streams(),
+        // `encode_ping` encodes one listen request at a time, where a `Ping` of thousands of
+        // streams would contain a params `Value` for each.
+        let frame = if self.auth.hides_streams() {
+            ClientMessage::Ping(Ping::default()).encode()
+        } else {
+            self.streams.encode_ping()
         };
-        self.send_frame(ClientMessage::Ping(ping).encode()).await
-    }
-
-    /// Returns the listen requests of the streams whose listen succeeded, for the ping. The
-    /// list is empty while an expected authentication is missing, because the server would
-    /// respond to every authenticated-only entry with an error.
-    fn live_streams(&self) -> Vec<askless_protocol::ListenRequest> {
-        if self.auth.hides_streams() {
-            return Vec::new();
-        }
-        self.streams.live_listen_requests()
+        self.send_frame(frame).await
     }
 
     /// Re-sends, unchanged, every request without a server receipt that is older than the
