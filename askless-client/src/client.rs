@@ -342,7 +342,7 @@ impl AsklessClient {
         };
         self.inner
             .commands
-            .send(Command::Request(command))
+            .send(Command::Request(Box::new(command)))
             .await
             .map_err(|_| Error::closed(Some(operation), route))?;
         let outcome = match direct {

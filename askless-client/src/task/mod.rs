@@ -67,8 +67,9 @@ const NORMAL_CLOSURE: u16 = 1000;
 /// A message from a client handle to the connection task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Send a read, create, update or delete request.
-    Request(RequestCommand),
+    /// Send a read, create, update or delete request. Boxed, because the channel allocates
+    /// its slots in blocks of 32 commands, each the size of the largest variant.
+    Request(Box<RequestCommand>),
     /// Drop the current connection, if any, and connect again now.
     Reconnect { done: oneshot::Sender<()> },
     /// Close the connection, fail pending requests and end the task.
@@ -266,7 +267,7 @@ impl ConnectionTask {
 
     async fn handle_command(&mut self, command: Command) {
         match command {
-            Command::Request(request) => self.handle_request(request).await,
+            Command::Request(request) => self.handle_request(*request).await,
             Command::Reconnect { done } => {
                 tracing::info!("reconnection requested by the application");
                 self.retries = 0;
