@@ -468,8 +468,6 @@ const RECONNECT_LIMIT: Duration = Duration::from_secs(20);
 
 /// Idle connections and idle streams, each round in its own child process.
 fn idle_memory(settings: &Settings) {
-    let mut server = start_server_child();
-    let url = server_url(&mut server);
     let rounds = settings.rounds.clamp(1, 3);
     for (idle, count, goal) in [
         (Idle::Connections, settings.idle_connections, 64 * 1024),
@@ -478,13 +476,23 @@ fn idle_memory(settings: &Settings) {
         let mut floor_rounds = Vec::new();
         let mut askless_rounds = Vec::new();
         for _ in 0..rounds {
-            floor_rounds.push(memory::run_child(&url, true, idle, count));
-            askless_rounds.push(memory::run_child(&url, false, idle, count));
+            floor_rounds.push(memory_round_on_fresh_server(true, idle, count));
+            askless_rounds.push(memory_round_on_fresh_server(false, idle, count));
         }
         report_memory(idle, count, goal, &floor_rounds, &askless_rounds);
     }
+}
+
+/// Runs one memory round against a server process of its own: a server that kept the records
+/// of earlier rounds would answer later rounds more slowly, and the clients would ping more
+/// often while their streams open.
+fn memory_round_on_fresh_server(floor: bool, idle: Idle, count: usize) -> MemoryRound {
+    let mut server = start_server_child();
+    let url = server_url(&mut server);
+    let round = memory::run_child(&url, floor, idle, count);
     drop(server.stdin.take());
     let _ = server.wait();
+    round
 }
 
 fn report_memory(idle: Idle, count: usize, goal: u64, floor: &[MemoryRound], askless: &[MemoryRound]) {
