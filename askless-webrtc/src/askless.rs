@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use askless_client::AsklessClient;
+use askless_client::{AsklessClient, StreamBuffer, StreamOptions};
 use askless_protocol::call::{
     CallCloseBody, CallInfo, CallReceiveValue, CallRequestBody, CallResponseBody, IceCandidateList,
     ListenForACallValue, RemoteUserParams,
@@ -47,6 +47,9 @@ impl fmt::Debug for AsklessCallSignalling {
     }
 }
 
+/// Values a signalling stream keeps while the call code is busy; older ones are dropped past it.
+const SIGNAL_BUFFER: usize = 64;
+
 fn signalling_error(error: askless_client::Error) -> SignallingError {
     if error.is_server() {
         SignallingError::Server(ErrorBody {
@@ -64,9 +67,15 @@ impl AsklessCallSignalling {
         route: &'static str,
         params: Value,
     ) -> Result<SignalStream<T>, SignallingError> {
+        // Signalling values are events (a call request, the peer leaving and coming back), so
+        // the stream keeps every one rather than only the latest.
+        let options = StreamOptions {
+            buffer: StreamBuffer::Bounded(SIGNAL_BUFFER),
+            ..StreamOptions::default()
+        };
         let stream = self
             .client
-            .read_stream(route, params)
+            .read_stream_with(route, params, options)
             .await
             .map_err(signalling_error)?
             .json::<T>();
