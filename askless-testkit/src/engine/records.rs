@@ -1,7 +1,7 @@
 //! Client records: identity, authentication, listeners, outgoing queue, de-duplication memory,
 //! and the liveness and clean-up tasks that act on them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use askless_protocol::{ClientIdInternalApp, ClientRequestId, ListenId, ServerId, UserId};
@@ -43,7 +43,13 @@ pub(crate) struct Record {
     pub(crate) credential_error: Option<String>,
     pub(crate) listeners: Vec<Listener>,
     pub(crate) queue: Vec<Queued>,
-    pub(crate) seen: HashMap<String, Instant>,
+    /// Each remembered request id, with when and in which order it was last seen.
+    pub(crate) seen: HashMap<String, (Instant, u64)>,
+    /// The ids of `seen` in the order they were last seen. An id seen again leaves a stale
+    /// entry behind, recognised because its order differs from the one in `seen`.
+    seen_order: VecDeque<(String, u64)>,
+    /// The order number of the next id seen.
+    next_seen: u64,
     pub(crate) connection: Option<ConnectionId>,
     pub(crate) client_type: Option<String>,
     pub(crate) created_at: Instant,
@@ -63,6 +69,8 @@ impl Record {
             listeners: Vec::new(),
             queue: Vec::new(),
             seen: HashMap::new(),
+            seen_order: VecDeque::new(),
+            next_seen: 0,
             connection: None,
             client_type: None,
             created_at: Instant::now(),
@@ -95,15 +103,50 @@ impl Record {
         threshold: usize,
     ) -> bool {
         let now = Instant::now();
+        let order = self.next_seen;
+        self.next_seen += 1;
         if let Some(seen) = self.seen.get_mut(id.as_str()) {
-            *seen = now;
+            *seen = (now, order);
+            self.seen_order.push_back((id.as_str().to_owned(), order));
+            self.compact_seen_order();
             return false;
         }
         if self.seen.len() > threshold {
-            self.seen.retain(|_, seen| now.duration_since(*seen) <= memory);
+            self.forget_requests_older_than(now, memory);
         }
-        self.seen.insert(id.as_str().to_owned(), now);
+        self.seen.insert(id.as_str().to_owned(), (now, order));
+        self.seen_order.push_back((id.as_str().to_owned(), order));
         true
+    }
+
+    /// Forgets the ids last seen more than `memory` before `now`. They sit at the front of
+    /// `seen_order`, so this costs only the entries it removes, where scanning every id at
+    /// every request past the threshold made a busy client's requests ever slower.
+    fn forget_requests_older_than(&mut self, now: Instant, memory: std::time::Duration) {
+        while let Some((id, order)) = self.seen_order.front() {
+            match self.seen.get(id) {
+                Some((seen_at, current)) if current == order => {
+                    if now.duration_since(*seen_at) <= memory {
+                        break;
+                    }
+                    self.seen.remove(id);
+                }
+                // A stale entry: the id was seen again later.
+                _ => {}
+            }
+            self.seen_order.pop_front();
+        }
+        self.compact_seen_order();
+    }
+
+    /// Drops the stale entries of `seen_order` when they outnumber the live ones, so that a
+    /// client repeating one id cannot grow it.
+    fn compact_seen_order(&mut self) {
+        if self.seen_order.len() > 2 * self.seen.len() + 1024 {
+            let seen = &self.seen;
+            self.seen_order
+                .retain(|(id, order)| seen.get(id).is_some_and(|(_, current)| current == order));
+        }
     }
 
     pub(crate) fn snapshot(&self) -> RecordSnapshot {
@@ -283,5 +326,62 @@ pub(crate) fn cleanup_tick(shared: &Arc<Shared>) {
                 let _ = conn.outbox.send(Outgoing::Close);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const MEMORY: Duration = Duration::from_secs(600);
+
+    fn request(n: usize) -> ClientRequestId {
+        ClientRequestId::new(format!("REQ-_{n}"))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn duplicate_request_is_recognised() {
+        let mut record = Record::new(ClientIdInternalApp::new("app"));
+
+        assert!(record.remember_request(&request(1), MEMORY, 100));
+        assert!(!record.remember_request(&request(1), MEMORY, 100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_ids_are_forgotten_past_the_threshold() {
+        let mut record = Record::new(ClientIdInternalApp::new("app"));
+        for n in 0..5 {
+            record.remember_request(&request(n), MEMORY, 3);
+        }
+        tokio::time::advance(MEMORY - Duration::from_secs(1)).await;
+        assert!(!record.remember_request(&request(4), MEMORY, 3), "seen again");
+        tokio::time::advance(Duration::from_secs(2)).await;
+
+        assert!(record.remember_request(&request(5), MEMORY, 3));
+
+        assert_eq!(record.seen.len(), 2, "{:?}", record.seen.keys());
+        assert!(!record.remember_request(&request(4), MEMORY, 3));
+        assert!(
+            record.remember_request(&request(0), MEMORY, 3),
+            "an expired id is new again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn repeated_id_does_not_grow_the_order() {
+        let mut record = Record::new(ClientIdInternalApp::new("app"));
+
+        for _ in 0..10_000 {
+            record.remember_request(&request(1), MEMORY, 100);
+        }
+
+        assert_eq!(record.seen.len(), 1);
+        assert!(
+            record.seen_order.len() <= 1026,
+            "{} entries",
+            record.seen_order.len()
+        );
     }
 }
