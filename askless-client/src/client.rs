@@ -22,7 +22,7 @@ use crate::status::{
 };
 use crate::stream::{ReadStream, StreamOptions, SubscriberQueue};
 use crate::task::StreamCommand;
-use crate::task::{Command, DirectSlot, RequestCommand};
+use crate::task::{Command, DirectSlot, Registered, RequestCommand};
 
 /// A handle to an Askless client.
 ///
@@ -323,30 +323,42 @@ impl AsklessClient {
             }
         };
         let frame = message.encode();
-        // While requests flow, the frame is written here rather than by the connection task,
-        // which saves a caller outside the runtime's workers a thread wake-up (see
-        // `task::direct`). The command goes first, so the task knows the request before its
-        // response can arrive.
-        let direct = self.inner.direct.current();
         let (reply, mut response) = oneshot::channel();
+        let created_at = tokio::time::Instant::now();
+        let never_timeout = options.never_timeout;
         let command = RequestCommand {
             operation,
             route: route.to_owned(),
             id,
             message,
             frame: frame.clone(),
-            written_on: direct.as_ref().map(|link| link.generation),
+            written_on: None,
+            created_at,
             options,
             permit: Some(permit),
             reply,
         };
-        self.inner
-            .commands
-            .send(Command::Request(Box::new(command)))
-            .await
-            .map_err(|_| Error::closed(Some(operation), route))?;
-        let outcome = match direct {
-            Some(link) => {
+        // While requests flow, the caller registers the request and writes the frame itself,
+        // without waking the connection task (see `task::direct`).
+        let registered = match self.inner.direct.register_with(command, |command, link| {
+            command.written_on = Some(link.generation);
+        }) {
+            Ok(registered) => Some(registered),
+            Err(command) => {
+                self.inner
+                    .commands
+                    .send(Command::Request(Box::new(command)))
+                    .await
+                    .map_err(|_| Error::closed(Some(operation), route))?;
+                None
+            }
+        };
+        let outcome = match registered {
+            Some(Registered { link, task_wakes_at }) => {
+                let deadline = link
+                    .request_timeout
+                    .filter(|_| !never_timeout)
+                    .map(|timeout| created_at + timeout);
                 let write = async {
                     tracing::trace!(frame = %frame, "sending frame");
                     let mut sender = link.sender.lock().await;
@@ -356,11 +368,17 @@ impl AsklessClient {
                         tracing::debug!(%error, "writing a request failed");
                     }
                 };
-                tokio::select! {
+                let outcome = tokio::select! {
                     biased;
                     outcome = &mut response => Some(outcome),
                     () = write => None,
+                };
+                if deadline.is_some_and(|deadline| task_wakes_at.is_none_or(|wakes| deadline < wakes)) {
+                    // The task would look at the request only after it timed out. A full
+                    // channel means the task is busy and looks soon anyway.
+                    let _ = self.inner.commands.try_send(Command::Wake);
                 }
+                outcome
             }
             None => None,
         };

@@ -234,6 +234,29 @@ async fn request_timeout_override_applies() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn timeout_shorter_than_ping_interval_is_on_time() {
+    // The connection task sleeps until its next ping (1 s here), and a caller writes its own
+    // request without waking it: the caller must wake it for an earlier deadline.
+    let server = server().await;
+    server.route(Route::read("silent").handler(|_ctx| async move { Err(RouteError::no_answer()) }));
+    let client = AsklessClient::builder(server.url())
+        .request_timeout(Duration::from_millis(300))
+        .connect()
+        .await
+        .unwrap();
+    // No receipt either, so no frame wakes the task before the deadline.
+    server.faults().withhold_receipts(true);
+
+    for _ in 0..3 {
+        let started = tokio::time::Instant::now();
+        let error = client.read("silent", ()).await.unwrap_err();
+
+        assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+        assert_eq!(started.elapsed(), Duration::from_millis(300));
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn resend_without_receipt_runs_once() {
     let server = server().await;
     let runs = Arc::new(AtomicUsize::new(0));

@@ -476,6 +476,7 @@ impl ConnectionTask {
             id,
             message,
             written_on: None,
+            created_at: Instant::now(),
             options: RequestOptions::default(),
             permit: None,
             reply,

@@ -159,7 +159,11 @@ impl ConnectionTask {
                 self.conn = ConnState::Idle { retry_at: None };
                 self.after_disconnect(reason);
             }
-            ConnEvent::Frame(Ok(text)) => self.handle_frame(text).await,
+            ConnEvent::Frame(Ok(text)) => {
+                // The frame may answer a request a caller registered since the loop began.
+                self.take_registrations().await;
+                self.handle_frame(text).await;
+            }
             ConnEvent::Frame(Err(error)) => {
                 let reason = DisconnectionReason::Closed {
                     code: error.close_code(),

@@ -1,28 +1,28 @@
-//! Requests written by the caller: the link the connection task lends to callers, and the
-//! frames that overtake the registration of their request.
+//! Requests written by the caller, and the link the connection task lends callers for them.
 //!
 //! Handing every request to the connection task costs a caller outside the runtime's workers
-//! (a `block_on` or `#[tokio::main]` body) one extra thread wake-up per request: the task's
-//! worker has to wake before the frame can go out. So while requests flow, the task publishes
-//! its socket's sending half in a [`DirectSlot`]. A caller then registers its request with the
-//! task through the command channel as before, and writes the frame itself right after.
+//! (a `block_on` or `#[tokio::main]` body) thread wake-ups on every request: the task's worker
+//! has to wake before the frame can go out, and the two threads then contend for the socket.
+//! So while requests flow, the task publishes its socket's sending half in a [`DirectSlot`]. A
+//! caller registers its request in the slot and writes the frame itself, without waking the
+//! task.
 //!
-//! The command is queued before the frame is written, so the task always finds it in the
-//! channel by the time the server's receipt or response arrives, and its `select!` looks at
-//! commands first. The task can still read a frame between looking at an empty channel and
-//! the command's arrival; [`EarlyFrames`] keeps such frames until the command is handled.
+//! The task takes the registrations before it handles any frame, at the top of its loop and
+//! whenever it withdraws the link. A registration is made before its frame is written, and the
+//! slot's lock orders the two, so the task always knows a request before it reads the
+//! response. A registration also tells the caller when the task will next wake on its own;
+//! a caller whose request would time out before that sends a command to wake the task.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use askless_protocol::{ClientRequestId, Response};
 use askless_transport::FrameSender;
+use tokio::time::Instant;
+
+use super::RequestCommand;
 
 /// The sending half of a socket, shared by the connection task and callers.
 pub(crate) type SharedSender = Arc<tokio::sync::Mutex<Box<dyn FrameSender>>>;
-
-/// How many early frames are kept; older ones are forgotten.
-const MAX_EARLY_FRAMES: usize = 64;
 
 /// A socket on which callers may write their requests.
 #[derive(Clone)]
@@ -30,98 +30,100 @@ pub(crate) struct DirectLink {
     /// Identifies the socket: the task counts the sockets it opened.
     pub(crate) generation: u64,
     pub(crate) sender: SharedSender,
+    /// The timeout of a request with default options on this socket; `None` means never.
+    pub(crate) request_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for DirectLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DirectLink")
             .field("generation", &self.generation)
+            .field("request_timeout", &self.request_timeout)
             .finish_non_exhaustive()
     }
 }
 
-/// The link callers may write on: set by the connection task while requests flow on a
-/// configured socket, empty otherwise.
-#[derive(Debug, Default)]
+/// What a caller learns when it registers a request.
+#[derive(Debug)]
+pub(crate) struct Registered {
+    /// The socket to write the request on.
+    pub(crate) link: DirectLink,
+    /// When the task wakes next on its own, if it sleeps; a request that times out earlier
+    /// needs to wake it.
+    pub(crate) task_wakes_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    link: Option<DirectLink>,
+    task_wakes_at: Option<Instant>,
+    registrations: Vec<RequestCommand>,
+}
+
+/// The link callers may write on, set by the connection task while requests flow on a
+/// configured socket, and the requests callers registered since the task last looked.
+#[derive(Default)]
 pub(crate) struct DirectSlot {
-    link: Mutex<Option<DirectLink>>,
+    state: Mutex<SlotState>,
+}
+
+impl std::fmt::Debug for DirectSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("DirectSlot")
+            .field("link", &state.link)
+            .field("registrations", &state.registrations.len())
+            .finish()
+    }
 }
 
 impl DirectSlot {
-    /// Returns the link requests may be written on now, if any.
-    pub(crate) fn current(&self) -> Option<DirectLink> {
-        self.lock().clone()
+    /// Registers `command` when a link is published, after `prepare` has adjusted it to that
+    /// link, and returns the link to write it on. Gives the command back when no link is
+    /// published, for the task to send it.
+    // The error is the command itself, handed back untouched.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn register_with(
+        &self,
+        mut command: RequestCommand,
+        prepare: impl FnOnce(&mut RequestCommand, &DirectLink),
+    ) -> Result<Registered, RequestCommand> {
+        let mut state = self.lock();
+        let Some(link) = state.link.clone() else {
+            return Err(command);
+        };
+        prepare(&mut command, &link);
+        state.registrations.push(command);
+        Ok(Registered {
+            link,
+            task_wakes_at: state.task_wakes_at,
+        })
     }
 
-    /// Replaces the published link.
-    pub(crate) fn publish(&self, link: Option<DirectLink>) {
-        *self.lock() = link;
+    /// Replaces the published link and returns the requests registered so far, which belong
+    /// to the link being replaced.
+    pub(crate) fn publish(&self, link: Option<DirectLink>) -> Vec<RequestCommand> {
+        let mut state = self.lock();
+        state.link = link;
+        std::mem::take(&mut state.registrations)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<DirectLink>> {
-        // The slot holds a plain value that no panic can leave half-written.
-        self.link.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// A frame about a request the task did not know when the frame arrived.
-#[derive(Debug)]
-pub(crate) enum EarlyFrame {
-    /// The server's receipt of the request.
-    Receipt(ClientRequestId),
-    /// The server's response to the request.
-    Response(Response),
-}
-
-impl EarlyFrame {
-    fn request_id(&self) -> &ClientRequestId {
-        match self {
-            EarlyFrame::Receipt(id) => id,
-            EarlyFrame::Response(response) => &response.client_request_id,
+    /// Returns the requests registered since the last call. `task_wakes_at`, when given,
+    /// records when the task wakes next on its own; the task gives it just before it waits.
+    pub(crate) fn take_registrations(&self, task_wakes_at: Option<Instant>) -> Vec<RequestCommand> {
+        let mut state = self.lock();
+        if task_wakes_at.is_some() {
+            state.task_wakes_at = task_wakes_at;
         }
-    }
-}
-
-/// Receipts and responses kept until the command of their request is handled, at most
-/// [`MAX_EARLY_FRAMES`] of them.
-#[derive(Debug, Default)]
-pub(crate) struct EarlyFrames {
-    frames: VecDeque<EarlyFrame>,
-}
-
-impl EarlyFrames {
-    /// Keeps `frame`, forgetting the oldest one past the bound.
-    pub(crate) fn keep(&mut self, frame: EarlyFrame) {
-        if self.frames.len() >= MAX_EARLY_FRAMES {
-            self.frames.pop_front();
-        }
-        self.frames.push_back(frame);
-    }
-
-    /// Removes and returns the frames kept for `id`, receipts first.
-    pub(crate) fn take(&mut self, id: &ClientRequestId) -> Vec<EarlyFrame> {
-        if self.frames.is_empty() {
+        if state.registrations.is_empty() {
             return Vec::new();
         }
-        let mut taken = Vec::new();
-        let mut index = 0;
-        while index < self.frames.len() {
-            if self.frames[index].request_id() == id {
-                if let Some(frame) = self.frames.remove(index) {
-                    taken.push(frame);
-                }
-            } else {
-                index += 1;
-            }
-        }
-        taken.sort_by_key(|frame| matches!(frame, EarlyFrame::Response(_)));
-        taken
+        std::mem::take(&mut state.registrations)
     }
 
-    /// Returns how many frames are kept.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.frames.len()
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        // The state holds plain values that no panic can leave half-written.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -129,43 +131,13 @@ impl EarlyFrames {
 mod tests {
     use super::*;
 
-    fn receipt(id: &str) -> EarlyFrame {
-        EarlyFrame::Receipt(ClientRequestId::new(id))
-    }
-
     #[test]
-    fn frames_are_taken_by_request_id() {
-        let mut early = EarlyFrames::default();
-        early.keep(receipt("REQ-_a"));
-        early.keep(receipt("REQ-_b"));
-
-        let taken = early.take(&ClientRequestId::new("REQ-_b"));
-
-        assert_eq!(taken.len(), 1);
-        assert_eq!(taken[0].request_id().as_str(), "REQ-_b");
-        assert_eq!(early.len(), 1);
-        assert!(early.take(&ClientRequestId::new("REQ-_b")).is_empty());
-    }
-
-    #[test]
-    fn early_frames_are_bounded() {
-        let mut early = EarlyFrames::default();
-        for n in 0..(MAX_EARLY_FRAMES + 10) {
-            early.keep(receipt(&format!("REQ-_{n}")));
-        }
-
-        assert_eq!(early.len(), MAX_EARLY_FRAMES);
-        assert!(
-            early.take(&ClientRequestId::new("REQ-_0")).is_empty(),
-            "the oldest frame is forgotten first"
-        );
-    }
-
-    #[test]
-    fn empty_slot_has_no_link() {
+    fn empty_slot_has_nothing_registered() {
         let slot = DirectSlot::default();
 
-        assert!(slot.current().is_none());
+        assert!(slot.take_registrations(None).is_empty());
+        assert!(slot.lock().link.is_none());
+        assert!(slot.publish(None).is_empty());
     }
 
     /// Drives a connection task by hand against a scripted peer, so that a test can order its
@@ -176,13 +148,14 @@ mod tests {
 
         use askless_protocol::{
             ClientIdInternalApp, ClientMessage, ClientRequestId, ConnectionConfiguration, ReadRequest,
-            Response, ServerConfirmReceipt, ServerId, ServerMessage, decode_client_frame,
+            Response, ServerId, ServerMessage, decode_client_frame,
         };
         use askless_transport::Connection;
         use rand::SeedableRng;
         use rand::rngs::StdRng;
         use serde_json::{Value, json};
         use tokio::sync::{Semaphore, mpsc, oneshot};
+        use tokio::time::Instant;
 
         use super::super::super::connection::next_event;
         use super::super::super::{ConnectionTask, RequestCommand, TaskSettings};
@@ -288,6 +261,7 @@ mod tests {
                     frame: message.encode(),
                     message,
                     written_on,
+                    created_at: Instant::now(),
                     options: RequestOptions::default(),
                     permit: Some(Arc::clone(&self.permits).try_acquire_owned().unwrap()),
                     reply,
@@ -296,29 +270,66 @@ mod tests {
             }
         }
 
+        /// Publishes the task's link, as its loop does before it waits.
+        async fn publish(harness: &mut Harness) {
+            harness.task.publish_direct_link().await;
+            assert!(
+                harness.task.settings.direct.lock().link.is_some(),
+                "no link published"
+            );
+        }
+
         #[tokio::test(start_paused = true)]
-        async fn response_that_overtakes_its_command_is_delivered() {
+        async fn registered_request_is_known_when_its_response_arrives() {
             let mut harness = Harness::connected().await;
-            let generation = harness.task.link_generation;
-            let id = ClientRequestId::new("REQ-_early");
-            let receipt = ServerConfirmReceipt {
-                client_request_id: id.clone(),
-                server_id: harness.server_id(),
-            };
-            harness.send(ServerMessage::ServerConfirmReceipt(receipt)).await;
+            publish(&mut harness).await;
+            let (command, receiver) = harness.read_command("REQ-_mine", None);
+            let slot = Arc::clone(&harness.task.settings.direct);
+            let registered = slot
+                .register_with(command, |command, link| {
+                    command.written_on = Some(link.generation)
+                })
+                .unwrap();
+            assert_eq!(registered.link.generation, harness.task.link_generation);
+
+            // The response arrives before the task's loop has looked at the slot again.
             let server_id = harness.server_id();
-            let response = Response::success(id.clone(), server_id, Some(json!("early")));
+            let response = Response::success(ClientRequestId::new("REQ-_mine"), server_id, Some(json!(3)));
             harness.send(ServerMessage::Response(response)).await;
             harness.step().await;
-            harness.step().await;
-
-            let (command, receiver) = harness.read_command("REQ-_early", Some(generation));
-            harness.task.handle_request(command).await;
 
             let outcome = tokio::time::timeout(Duration::from_secs(5), receiver).await;
-            assert_eq!(outcome.unwrap().unwrap().unwrap(), Some(json!("early")));
-            assert_eq!(harness.task.pending.len(), 0);
+            assert_eq!(outcome.unwrap().unwrap().unwrap(), Some(json!(3)));
             assert_eq!(harness.permits.available_permits(), 8, "the permit was released");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn no_registration_without_a_link() {
+            let harness = Harness::connected().await;
+            let (command, _receiver) = harness.read_command("REQ-_late", None);
+
+            let outcome = harness.task.settings.direct.register_with(command, |_, _| {});
+
+            assert!(outcome.is_err(), "registered although no link is published");
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn registrations_are_handled_when_the_link_is_withdrawn() {
+            let mut harness = Harness::connected().await;
+            publish(&mut harness).await;
+            let (command, receiver) = harness.read_command("REQ-_orphan", None);
+            let slot = Arc::clone(&harness.task.settings.direct);
+            slot.register_with(command, |command, link| {
+                command.written_on = Some(link.generation)
+            })
+            .unwrap();
+
+            harness.task.shut_down().await;
+
+            let outcome = tokio::time::timeout(Duration::from_secs(5), receiver).await;
+            let error = outcome.unwrap().unwrap().unwrap_err();
+            assert!(error.is_closed(), "{error}");
+            assert!(slot.lock().link.is_none(), "the link is still lent");
         }
 
         #[tokio::test(start_paused = true)]

@@ -9,14 +9,10 @@ use tokio::time::Instant;
 
 use super::connection::ConnState;
 use super::dedup;
-use super::direct::EarlyFrame;
 use super::pending::{self, PendingRequest, Phase};
 use super::{ConnectionTask, RequestCommand};
 use crate::error::{Error, Operation};
 use crate::stats::bump;
-
-/// The prefix of the ids of requests callers may write themselves.
-const REQUEST_ID_PREFIX: &str = "REQ-_";
 
 impl ConnectionTask {
     /// Handles one frame received from the server.
@@ -58,9 +54,6 @@ impl ConnectionTask {
             ServerMessage::ServerConfirmReceipt(receipt) => {
                 if self.pending.mark_received(&receipt.client_request_id) {
                     tracing::debug!(id = %receipt.client_request_id, "server received the request");
-                } else if receipt.client_request_id.as_str().starts_with(REQUEST_ID_PREFIX) {
-                    // Listens have their own prefix and are never written by callers.
-                    self.early.keep(EarlyFrame::Receipt(receipt.client_request_id));
                 }
             }
             ServerMessage::Response(response) => self.handle_response(response).await,
@@ -97,11 +90,8 @@ impl ConnectionTask {
             return;
         }
         let Some(request) = self.pending.remove(&response.client_request_id) else {
-            // Kept in case it overtook its request's command (see `direct`); counted as
-            // unmatched in any case.
             bump(&self.settings.stats.unmatched_responses);
-            tracing::debug!(id = %response.client_request_id, "response to no pending request");
-            self.early.keep(EarlyFrame::Response(response));
+            tracing::debug!(id = %response.client_request_id, "ignoring a response to no pending request");
             return;
         };
         let result = match &response.error {
@@ -161,6 +151,7 @@ impl ConnectionTask {
             mut message,
             mut frame,
             written_on,
+            created_at,
             options,
             permit,
             reply,
@@ -182,22 +173,22 @@ impl ConnectionTask {
             pending::set_request_id(&mut message, id.clone());
             frame = message.encode();
         }
-        let now = Instant::now();
         let timeout = self.request_timeout(&options);
         let connected = self.flow_open();
         let send_now = connected && !written_here;
+        // Timed from when the caller made the request, which a registration can precede by up
+        // to one pass of the task's loop.
         let phase = if connected || written_here {
             Phase::Registered {
-                deadline: timeout.map(|timeout| now + timeout),
+                deadline: timeout.map(|timeout| created_at + timeout),
             }
         } else {
             Phase::WaitingForConnection {
-                until: timeout.map(|timeout| now + timeout),
+                until: timeout.map(|timeout| created_at + timeout),
             }
         };
 
         tracing::debug!(%id, %route, %operation, connected, by_caller = written_here, "new request");
-        let early = self.early.take(&id);
         let to_send = send_now.then(|| frame.clone());
         self.pending.insert(PendingRequest {
             id,
@@ -205,7 +196,7 @@ impl ConnectionTask {
             route,
             message,
             frame,
-            created_at: now,
+            created_at,
             received_by_server: false,
             // A frame written on a socket that is gone may have reached the server.
             sent: send_now || written_on.is_some(),
@@ -216,14 +207,6 @@ impl ConnectionTask {
             permit,
             reply,
         });
-        for frame in early {
-            match frame {
-                EarlyFrame::Receipt(id) => {
-                    self.pending.mark_received(&id);
-                }
-                EarlyFrame::Response(response) => self.handle_response(response).await,
-            }
-        }
         if let Some(frame) = to_send {
             self.send_frame(frame).await;
         }

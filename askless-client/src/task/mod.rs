@@ -42,8 +42,7 @@ use self::auth::AuthState;
 use self::connection::ConnState;
 pub(crate) use self::connection::redacted as redacted_url;
 use self::dedup::ServerIdMemory;
-pub(crate) use self::direct::DirectSlot;
-use self::direct::EarlyFrames;
+pub(crate) use self::direct::{DirectSlot, Registered};
 use self::liveness::Timers;
 use self::pending::{Expiry, PendingTable};
 pub(crate) use self::streams::StreamCommand;
@@ -74,6 +73,8 @@ pub(crate) enum Command {
     Reconnect { done: oneshot::Sender<()> },
     /// Close the connection, fail pending requests and end the task.
     Close { done: oneshot::Sender<()> },
+    /// Look at the registered requests now: one of them times out before the task's timer.
+    Wake,
     /// Subscribe to a stream.
     Stream(streams::StreamCommand),
     /// Report the sizes of the task's tables.
@@ -105,6 +106,8 @@ pub(crate) struct RequestCommand {
     /// The socket generation the caller writes the frame on itself; `None` when the task is
     /// to send it.
     pub(crate) written_on: Option<u64>,
+    /// When the caller made the request; its timeout counts from here.
+    pub(crate) created_at: Instant,
     pub(crate) options: RequestOptions,
     /// Held while the request is pending; see `max_pending_requests`. `None` for the logout
     /// request the task makes itself.
@@ -188,8 +191,6 @@ pub(crate) struct ConnectionTask {
     link_generation: u64,
     /// The generation published in the direct slot, if any.
     published_link: Option<u64>,
-    /// Receipts and responses that arrived before their request's command.
-    early: EarlyFrames,
 }
 
 impl ConnectionTask {
@@ -214,7 +215,6 @@ impl ConnectionTask {
             halted: None,
             link_generation: 0,
             published_link: None,
-            early: EarlyFrames::default(),
         };
         (task, auth_status)
     }
@@ -227,22 +227,11 @@ impl ConnectionTask {
         let timer = tokio::time::sleep(IDLE_WAKE);
         tokio::pin!(timer);
         let exit = loop {
-            let wake_at = self.next_wake().unwrap_or_else(|| {
-                // Nothing is due: the timer stays where it is while it is far enough ahead.
-                let now = Instant::now();
-                if timer.deadline() > now + IDLE_WAKE / 2 {
-                    timer.deadline()
-                } else {
-                    now + IDLE_WAKE
-                }
-            });
-            if timer.deadline() != wake_at {
-                timer.as_mut().reset(wake_at);
-            }
-            self.publish_direct_link();
-            // Commands first: a caller queues its request before it writes the frame, so the
-            // request is known before its response is read (see `direct`).
+            self.publish_direct_link().await;
+            self.prepare_to_wait(&mut timer).await;
             tokio::select! {
+                // Commands first, then frames: both may complete requests, and a command that
+                // waits is a caller that waits.
                 biased;
                 command = self.commands.recv() => match command {
                     None => break ExitReason::HandlesDropped,
@@ -260,12 +249,14 @@ impl ConnectionTask {
         if exit == ExitReason::HandlesDropped {
             self.shut_down().await;
         }
-        self.publish_direct_link();
         tracing::info!(reason = ?exit, client_id = %self.settings.client_id, "askless connection task ended");
         exit
     }
 
     async fn handle_command(&mut self, command: Command) {
+        // A command may act on pending requests (clearing the authentication fails some), so
+        // the requests callers registered before it must be pending by now.
+        self.take_registrations().await;
         match command {
             Command::Request(request) => self.handle_request(*request).await,
             Command::Reconnect { done } => {
@@ -278,7 +269,7 @@ impl ConnectionTask {
                 self.start_attempt();
                 let _ = done.send(());
             }
-            Command::Close { .. } => {}
+            Command::Close { .. } | Command::Wake => {}
             Command::Authenticate {
                 credential,
                 never_timeout,
@@ -377,7 +368,8 @@ impl ConnectionTask {
     }
 
     /// Lends the socket to callers while requests flow on it, and takes it back otherwise.
-    fn publish_direct_link(&mut self) {
+    /// Requests registered on a link being taken back are handled here.
+    async fn publish_direct_link(&mut self) {
         let link = match &self.conn {
             ConnState::Open(link) if self.flow_open() && self.halted.is_none() => Some(link),
             _ => None,
@@ -386,12 +378,53 @@ impl ConnectionTask {
         if generation == self.published_link {
             return;
         }
-        tracing::debug!(?generation, "callers write requests on this socket");
-        self.settings.direct.publish(link.map(|link| direct::DirectLink {
+        tracing::debug!(?generation, "callers write their requests on this socket");
+        let request_timeout = self.request_timeout(&RequestOptions::default());
+        let registered = self.settings.direct.publish(link.map(|link| direct::DirectLink {
             generation: link.generation,
             sender: Arc::clone(&link.sender),
+            request_timeout,
         }));
         self.published_link = generation;
+        for command in registered {
+            self.handle_request(command).await;
+        }
+    }
+
+    /// Handles the requests callers registered, moves the timer to the earliest deadline and
+    /// tells callers when it fires.
+    async fn prepare_to_wait(&mut self, timer: &mut std::pin::Pin<&mut tokio::time::Sleep>) {
+        let mut registered = self.settings.direct.take_registrations(None);
+        loop {
+            for command in registered {
+                self.handle_request(command).await;
+            }
+            let wake_at = self.next_wake().unwrap_or_else(|| {
+                // Nothing is due: the timer stays where it is while it is far enough ahead.
+                let now = Instant::now();
+                if timer.deadline() > now + IDLE_WAKE / 2 {
+                    timer.deadline()
+                } else {
+                    now + IDLE_WAKE
+                }
+            });
+            if timer.deadline() != wake_at {
+                timer.as_mut().reset(wake_at);
+            }
+            // Requests registered meanwhile may time out earlier: handle them and look again.
+            registered = self.settings.direct.take_registrations(Some(wake_at));
+            if registered.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Handles the requests callers registered; called before a frame or a command is handled,
+    /// so that the requests it concerns are known.
+    pub(super) async fn take_registrations(&mut self) {
+        for command in self.settings.direct.take_registrations(None) {
+            self.handle_request(command).await;
+        }
     }
 
     /// Sends every pending request once, in the order they were made, then the listens of the
@@ -421,6 +454,11 @@ impl ConnectionTask {
 
     /// Closes the connection, fails every pending request and publishes the final status.
     async fn shut_down(&mut self) {
+        // Callers stop writing, and what they registered fails with the rest below.
+        self.published_link = None;
+        for command in self.settings.direct.publish(None) {
+            self.handle_request(command).await;
+        }
         self.drop_link_quietly(true).await;
         self.conn = ConnState::Idle { retry_at: None };
         for request in self.pending.drain() {
