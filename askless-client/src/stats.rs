@@ -20,10 +20,8 @@ pub struct ClientStats {
     /// Server messages ignored because their `serverId` was already processed (they are
     /// confirmed again, as the protocol requires).
     pub duplicates_dropped: u64,
-    /// Responses that matched no pending request, stream or authentication when they arrived.
-    /// The last 64 such responses and receipts are kept, so one that overtook the registration
-    /// of a request written by its caller still completes that request; it is counted here
-    /// anyway.
+    /// Responses ignored because no pending request, stream or authentication has their
+    /// `clientRequestId`.
     pub unmatched_responses: u64,
     /// Listener values and stop-listening messages ignored because no stream has their
     /// `listenId`.
