@@ -377,6 +377,9 @@ async fn reconnect(url: &str, control: &AsklessClient, settings: &Settings) {
     let mut floor_total = Vec::new();
     let mut askless_total = Vec::new();
     for round in 0..=settings.rounds {
+        // The server drops a closed connection's 1000 listeners after the close; that work
+        // must not fall into the other client's measurement.
+        tokio::time::sleep(SERVER_SETTLE).await;
         // The floor opens a new connection, configures, authenticates and listens again.
         let started = Instant::now();
         let mut floor = FloorClient::connect(url).await;
@@ -390,6 +393,7 @@ async fn reconnect(url: &str, control: &AsklessClient, settings: &Settings) {
         floor.wait_values(&mut values).await;
         let floor_elapsed = started.elapsed();
         floor.close().await;
+        tokio::time::sleep(SERVER_SETTLE).await;
 
         let generation = control
             .create(GENERATION_ROUTE, json!({}), ())
@@ -462,6 +466,10 @@ async fn value_of_generation_on_each(streams: &mut [ReadStream], generation: u64
     while let Ok(Some(())) = tokio::time::timeout_at(deadline, pending.next()).await {}
     pending.len()
 }
+
+/// How long the reconnect workload lets the server finish with one client's connection before
+/// it measures the other client.
+const SERVER_SETTLE: Duration = Duration::from_millis(200);
 
 /// How long the reconnect workload waits for the values of every stream.
 const RECONNECT_LIMIT: Duration = Duration::from_secs(20);
