@@ -7,8 +7,8 @@
 //! them and describes each workload.
 //!
 //! ```text
-//! cargo bench -p askless-client --bench wire [-- --quick] [-- --rounds N] [-- --only LIST]
-//!     [-- --server process|in-process] [-- --caller main|task]
+//! cargo bench -p askless-client --bench wire -- [--quick] [--rounds N] [--only LIST]
+//!     [--server process|in-process] [--caller main|task]
 //! ```
 //!
 //! `--quick` runs one round with smaller counts. `--rounds N` sets the number of rounds of each
@@ -42,6 +42,18 @@ use crate::server::{
     ASKLESS_PUSH_ROUTE, FLOOR_PUSH_ROUTE, GENERATION_ROUTE, IDLE_ROUTE, LARGE_ROUTE, NOTIFY_ROUTE,
     SMALL_ROUTE, TOKEN,
 };
+
+/// The workloads `--only` accepts.
+const WORKLOADS: [&str; 5] = ["latency", "pipelined", "push", "reconnect", "memory"];
+
+const USAGE: &str = "usage: cargo bench -p askless-client --bench wire -- [--quick] [--rounds N] \
+[--only latency,pipelined,push,reconnect,memory] [--server process|in-process] [--caller main|task]";
+
+/// Prints `problem` and the usage, and exits with status 2.
+fn usage(problem: &str) -> ! {
+    eprintln!("wire: {problem}\n{USAGE}");
+    std::process::exit(2);
+}
 
 /// Counts of one run.
 #[derive(Debug, Clone)]
@@ -86,25 +98,39 @@ impl Settings {
                     settings.pushes = 2000;
                 }
                 "--rounds" => {
-                    let value = args.next().and_then(|value| value.parse().ok());
-                    settings.rounds = value.expect("--rounds needs a positive number");
+                    let value = args.next().and_then(|value| value.parse::<usize>().ok());
+                    settings.rounds = match value {
+                        Some(rounds) if rounds > 0 => rounds,
+                        _ => usage("--rounds takes a number of rounds of at least 1"),
+                    };
                 }
                 "--only" => {
-                    let list = args.next().expect("--only needs a comma-separated list");
-                    settings.only = Some(list.split(',').map(str::to_owned).collect());
+                    let Some(list) = args.next() else {
+                        usage("--only takes a comma-separated list of workloads");
+                    };
+                    let only: Vec<String> = list.split(',').map(str::to_owned).collect();
+                    if let Some(unknown) = only.iter().find(|name| !WORKLOADS.contains(&name.as_str())) {
+                        usage(&format!("--only: unknown workload `{unknown}`"));
+                    }
+                    settings.only = Some(only);
                 }
                 "--server" => match args.next().map(String::as_str) {
                     Some("process") => settings.server_in_process = false,
                     Some("in-process") => settings.server_in_process = true,
-                    other => panic!("--server takes `process` or `in-process`, not {other:?}"),
+                    _ => usage("--server takes `process` or `in-process`"),
                 },
                 "--caller" => match args.next().map(String::as_str) {
                     Some("main") => settings.caller_task = false,
                     Some("task") => settings.caller_task = true,
-                    other => panic!("--caller takes `main` or `task`, not {other:?}"),
+                    _ => usage("--caller takes `main` or `task`"),
                 },
-                // `cargo bench` passes `--bench`; filters are not supported.
-                _ => {}
+                // `cargo bench` passes `--bench`.
+                "--bench" => {}
+                "--help" | "-h" => {
+                    println!("{USAGE}");
+                    std::process::exit(0);
+                }
+                other => usage(&format!("unknown argument `{other}`")),
             }
         }
         settings
