@@ -7,8 +7,8 @@
 //! caller registers its request in the slot and writes the frame itself, without waking the
 //! task.
 //!
-//! The task takes the registrations before it handles any frame, at the top of its loop and
-//! whenever it withdraws the link. A registration is made before its frame is written, and the
+//! The task takes the registrations before it handles any frame or command, at the top of its
+//! loop and whenever it withdraws the link. A registration is made before its frame is written, and the
 //! slot's lock orders the two, so the task always knows a request before it reads the
 //! response. A registration also tells the caller when the task will next wake on its own;
 //! a caller whose request would time out before that sends a command to wake the task.
