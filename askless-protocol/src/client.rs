@@ -470,10 +470,46 @@ impl Serialize for ConfirmReceipt {
 
 impl Serialize for Ping {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry(marker::PING_PONG, MARKER_VALUE)?;
-        map.serialize_entry("listeningToRoutes", &self.listening_to_routes)?;
-        map.end()
+        serialize_ping(serializer, &self.listening_to_routes)
+    }
+}
+
+fn serialize_ping<S: Serializer, L: Serialize + ?Sized>(
+    serializer: S,
+    listening: &L,
+) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(Some(2))?;
+    map.serialize_entry(marker::PING_PONG, MARKER_VALUE)?;
+    map.serialize_entry("listeningToRoutes", listening)?;
+    map.end()
+}
+
+impl Ping {
+    /// Encodes a ping that lists `entries`, the same text as encoding a [`Ping`] of them, but
+    /// making and serializing one entry at a time. A client with thousands of streams then
+    /// never holds every entry's params as a `Value` at once.
+    pub fn encode_entries<I>(entries: I) -> String
+    where
+        I: IntoIterator<Item = ListenRequest>,
+    {
+        /// The entries, taken by the one serialization that encoding runs.
+        struct Entries<I>(std::cell::Cell<Option<I>>);
+
+        impl<I: IntoIterator<Item = ListenRequest>> Serialize for Entries<I> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.take().into_iter().flatten())
+            }
+        }
+
+        struct LazyPing<I>(Entries<I>);
+
+        impl<I: IntoIterator<Item = ListenRequest>> Serialize for LazyPing<I> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serialize_ping(serializer, &self.0)
+            }
+        }
+
+        crate::encode_json(&LazyPing(Entries(std::cell::Cell::new(Some(entries)))))
     }
 }
 
@@ -727,5 +763,43 @@ impl<'de> Deserialize<'de> for ClientMessage {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(deserializer)?;
         decode_client_value(value).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries() -> Vec<ListenRequest> {
+        (0..3)
+            .map(|n| {
+                ListenRequest::new(
+                    ClientRequestId::new(format!("LIS-_{n}")),
+                    "items",
+                    serde_json::json!({"i": n}),
+                    ListenId::new(format!("LIS-{n}")),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ping_entries_encode_like_a_ping() {
+        let ping = Ping {
+            listening_to_routes: entries(),
+        };
+
+        assert_eq!(
+            Ping::encode_entries(entries()),
+            ClientMessage::Ping(ping).encode()
+        );
+    }
+
+    #[test]
+    fn empty_ping_entries_encode_like_an_empty_ping() {
+        assert_eq!(
+            Ping::encode_entries(Vec::new()),
+            ClientMessage::Ping(Ping::default()).encode()
+        );
     }
 }

@@ -526,7 +526,9 @@ impl StreamTable {
             .any(|listener| listener.live && listener.request_id().is_some())
     }
 
-    /// Returns the listen requests of the live listeners, for the ping.
+    /// Returns the listen requests of the live listeners, which the tests compare with the
+    /// encoded ping.
+    #[cfg(test)]
     pub(super) fn live_listen_requests(&self) -> Vec<ListenRequest> {
         self.listeners
             .values()
@@ -535,51 +537,19 @@ impl StreamTable {
             .collect()
     }
 
-    /// Encodes the ping frame that lists the live listeners, the same text as encoding a
-    /// [`Ping`] of [`live_listen_requests`](Self::live_listen_requests).
+    /// Encodes the ping frame that lists the live listeners.
     ///
-    /// It encodes one listen request at a time, so that only one listener's params exist as a
+    /// It makes one listen request at a time, so that only one listener's params exist as a
     /// `Value` at once. A `Ping` of 10 000 listeners would contain 10 000 `Value` objects of
     /// about 630 bytes each, and glibc's allocator kept that memory resident after the frame
     /// was sent (measured with the wire bench's idle streams).
     pub(super) fn encode_ping(&self) -> String {
-        let empty = ClientMessage::Ping(Ping::default()).encode();
-        // The list of listen requests is the last field of a ping, so its brackets are the
-        // last `[]` of the empty ping.
-        let Some(list_start) = empty.rfind("[]") else {
-            tracing::error!(frame = %empty, "the empty ping has no list of listen requests, encoding a full ping");
-            let ping = Ping {
-                listening_to_routes: self.live_listen_requests(),
-            };
-            return ClientMessage::Ping(ping).encode();
-        };
-        let mut frame = Vec::with_capacity(empty.len());
-        frame.extend_from_slice(&empty.as_bytes()[..=list_start]);
         let live = self
             .listeners
             .values()
             .filter(|listener| listener.live)
-            .filter_map(|listener| Some((listener, listener.request_id()?)));
-        for (index, (listener, id)) in live.enumerate() {
-            if index > 0 {
-                frame.push(b',');
-            }
-            let entry_start = frame.len();
-            // Writing to a `Vec` cannot fail, nor can serializing a listen request.
-            serde_json::to_writer(&mut frame, &listener.listen_request(id)).ok();
-            if index == 0 {
-                // The first entry estimates the rest, which saves the copies of growing by
-                // doubling up to a frame of several megabytes.
-                let estimate = (frame.len() - entry_start + 1) * self.listeners.len();
-                frame.reserve(estimate);
-            }
-        }
-        frame.extend_from_slice(&empty.as_bytes()[list_start + 1..]);
-        String::from_utf8(frame).unwrap_or_else(|error| {
-            // Unreachable: serde_json writes UTF-8 and the splice points are ASCII brackets.
-            tracing::error!(%error, "the encoded ping is not UTF-8, sending an empty ping");
-            empty
-        })
+            .filter_map(|listener| Some(listener.listen_request(listener.request_id()?)));
+        Ping::encode_entries(live)
     }
 
     /// Forgets listen requests of a connection that ended; live listeners stay live, because
