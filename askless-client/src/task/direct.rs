@@ -1,17 +1,17 @@
 //! Requests written by the caller, and the link the connection task lends callers for them.
 //!
-//! Handing every request to the connection task costs a caller outside the runtime's workers
-//! (a `block_on` or `#[tokio::main]` body) thread wake-ups on every request: the task's worker
-//! has to wake before the frame can go out, and the two threads then contend for the socket.
+//! A caller outside the runtime's workers (a `block_on` or `#[tokio::main]` body) that hands a
+//! request to the connection task pays thread wake-ups for it. The task's worker has to wake
+//! before the frame can go out, and the two threads then contend for the socket.
 //! So while requests flow, the task publishes its socket's sending half in a [`DirectSlot`]. A
 //! caller registers its request in the slot and writes the frame itself, without waking the
 //! task.
 //!
 //! The task takes the registrations before it handles any frame or command, at the top of its
-//! loop and whenever it withdraws the link. A registration is made before its frame is written, and the
-//! slot's lock orders the two, so the task always knows a request before it reads the
-//! response. A registration also tells the caller when the task will next wake on its own;
-//! a caller whose request would time out before that sends a command to wake the task.
+//! loop and whenever it withdraws the link. A registration is made before its frame is
+//! written, and the slot's lock orders the two, so the task has every request before it reads
+//! the response. A registration also tells the caller when the task will next wake on its own,
+//! and a caller whose request would time out before that sends a command to wake the task.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -43,7 +43,7 @@ impl std::fmt::Debug for DirectLink {
     }
 }
 
-/// What a caller learns when it registers a request.
+/// The outcome of a registration, for the caller.
 #[derive(Debug)]
 pub(crate) struct Registered {
     /// The socket to write the request on.
@@ -122,7 +122,7 @@ impl DirectSlot {
     }
 
     fn lock(&self) -> MutexGuard<'_, SlotState> {
-        // The state holds plain values that no panic can leave half-written.
+        // The state contains plain values that no panic can leave half-written.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
