@@ -205,7 +205,6 @@ impl AsklessClientBuilder {
             on_reauthentication_fails: self.on_reauthentication_fails,
             credential_provider: self.credential_provider,
             commands: commands_tx.downgrade(),
-            max_pending_requests: self.max_pending_requests,
             stats: Arc::clone(&stats),
             direct: Arc::clone(&direct),
         };

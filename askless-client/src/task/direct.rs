@@ -10,7 +10,7 @@
 //! The task takes the registrations before it handles any frame or command, at the top of its
 //! loop and whenever it withdraws the link. A registration is made before its frame is
 //! written, and the slot's lock orders the two, so the task has every request before it reads
-//! the response. A registration also tells the caller when the task will next wake on its own,
+//! the response. A registration also returns to the caller when the task will next wake on its own,
 //! and a caller whose request would time out before that sends a command to wake the task.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -189,10 +189,10 @@ mod tests {
                     on_reauthentication_fails: None,
                     credential_provider: None,
                     commands: commands.downgrade(),
-                    max_pending_requests: 8,
                     stats: Arc::new(StatsCounters::default()),
                     direct: Arc::new(DirectSlot::default()),
                 };
+
                 let (publisher, _receivers) = StatusPublisher::new(ConnectionStatus::InProgress);
                 let (mut task, _auth) = ConnectionTask::new(settings, receiver, publisher);
                 task.start_attempt();
@@ -207,6 +207,8 @@ mod tests {
                     next_server_id: 0,
                     permits: Arc::new(Semaphore::new(8)),
                 };
+
+                // Greeting, then the configure exchange.
                 harness.peer.send("welcome").await.unwrap();
                 harness.step().await;
                 let ClientMessage::ConfigureConnection(configure) = harness.recv().await else {
@@ -333,7 +335,7 @@ mod tests {
         }
 
         #[tokio::test(start_paused = true)]
-        async fn request_written_by_its_caller_is_not_sent_again() {
+        async fn caller_written_request_not_resent() {
             let mut harness = Harness::connected().await;
             let generation = harness.task.link_generation;
 
@@ -346,7 +348,7 @@ mod tests {
         }
 
         #[tokio::test(start_paused = true)]
-        async fn read_written_on_a_closed_socket_is_sent_again_with_a_new_id() {
+        async fn stale_read_resent_with_new_id() {
             let mut harness = Harness::connected().await;
             let stale = harness.task.link_generation - 1;
 

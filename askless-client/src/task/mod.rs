@@ -109,7 +109,7 @@ pub(crate) struct RequestCommand {
     /// When the caller made the request; its timeout counts from here.
     pub(crate) created_at: Instant,
     pub(crate) options: RequestOptions,
-    /// Held while the request is pending; see `max_pending_requests`. `None` for the logout
+    /// Held while the request is pending; see `AsklessClientBuilder::max_pending_requests`. `None` for the logout
     /// request the task makes itself.
     pub(crate) permit: Option<OwnedSemaphorePermit>,
     pub(crate) reply: oneshot::Sender<Result<Option<Value>>>,
@@ -141,12 +141,9 @@ pub(crate) struct TaskSettings {
     pub(crate) credential_provider: Option<CredentialProvider>,
     /// The task's own command channel, weakly, for handles given to callbacks.
     pub(crate) commands: mpsc::WeakSender<Command>,
-    /// Requests that may be pending at once; more fail with `TooManyPending`. Enforced by the
-    /// handles' permits; kept here for the logs.
-    pub(crate) max_pending_requests: usize,
     /// Counters read by `AsklessClient::stats`.
     pub(crate) stats: Arc<StatsCounters>,
-    /// Where the task lends the current socket to callers.
+    /// The slot through which the task lends the current socket to callers.
     pub(crate) direct: Arc<DirectSlot>,
 }
 
@@ -163,7 +160,6 @@ impl std::fmt::Debug for TaskSettings {
                 &self.on_reauthentication_fails.is_some(),
             )
             .field("credential_provider", &self.credential_provider.is_some())
-            .field("max_pending_requests", &self.max_pending_requests)
             .finish_non_exhaustive()
     }
 }
@@ -392,7 +388,7 @@ impl ConnectionTask {
     }
 
     /// Handles the requests callers registered, moves the timer to the earliest deadline and
-    /// tells callers when it fires.
+    /// records in the slot when it fires.
     async fn prepare_to_wait(&mut self, timer: &mut std::pin::Pin<&mut tokio::time::Sleep>) {
         let mut registered = self.settings.direct.take_registrations(None);
         loop {
