@@ -529,7 +529,7 @@ fn idle_memory(settings: &Settings) {
 }
 
 /// Runs one memory round against a server process of its own: a server that kept the records
-/// of earlier rounds would answer later rounds more slowly, and the clients would ping more
+/// of earlier rounds would respond to later rounds more slowly, and the clients would ping more
 /// often while their streams open.
 fn memory_round_on_fresh_server(floor: bool, idle: Idle, count: usize) -> MemoryRound {
     let mut server = start_server_child();

@@ -51,7 +51,7 @@ struct Inner {
     max_pending_requests: usize,
 }
 
-/// What the builder hands to a new client handle besides the channels.
+/// The parts of a new client handle that the builder makes besides the channels.
 pub(crate) struct Shared {
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) client_id: ClientIdInternalApp,
@@ -363,7 +363,7 @@ impl AsklessClient {
                     tracing::trace!(frame = %frame, "sending frame");
                     let mut sender = link.sender.lock().await;
                     if let Err(error) = sender.send(frame).await {
-                        // The connection task sees the socket fail too and sends the request
+                        // The connection task detects the failed socket too and sends the request
                         // again on the next connection.
                         tracing::debug!(%error, "writing a request failed");
                     }

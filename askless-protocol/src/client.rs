@@ -487,7 +487,7 @@ fn serialize_ping<S: Serializer, L: Serialize + ?Sized>(
 impl Ping {
     /// Encodes a ping that lists `entries`, the same text as encoding a [`Ping`] of them, but
     /// making and serializing one entry at a time. A client with thousands of streams then
-    /// never holds every entry's params as a `Value` at once.
+    /// never keeps every entry's params as a `Value` at once.
     pub fn encode_entries<I>(entries: I) -> String
     where
         I: IntoIterator<Item = ListenRequest>,

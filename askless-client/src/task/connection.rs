@@ -160,7 +160,7 @@ impl ConnectionTask {
                 self.after_disconnect(reason);
             }
             ConnEvent::Frame(Ok(text)) => {
-                // The frame may answer a request a caller registered since the loop began.
+                // The frame may respond to a request a caller registered since the loop began.
                 self.take_registrations().await;
                 self.handle_frame(text).await;
             }

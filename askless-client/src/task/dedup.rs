@@ -115,7 +115,7 @@ pub(crate) fn dedup_key(message: &ServerMessage, server_id: &ServerId) -> DedupK
     if let ServerMessage::NewDataForListener(data) = message {
         // 0xFF never occurs in UTF-8, so it separates the id from the output unambiguously.
         io::Write::write_all(&mut writer, &[0xFF]).ok();
-        // Serializing a `Value` into a writer that never fails cannot fail.
+        // The hash writer never fails and a `Value` has only string keys, so this cannot fail.
         serde_json::to_writer(&mut writer, &data.output).ok();
     }
     DedupKey([writer.first.finish(), writer.second.finish()])

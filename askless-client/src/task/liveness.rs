@@ -113,7 +113,7 @@ impl ConnectionTask {
     /// gave up): the server responds to every authenticated-only entry with an error, and the
     /// periodic ping already lists them once.
     ///
-    /// The ping goes out here rather than from the timer, whose resolution is a millisecond.
+    /// Sends the ping here rather than from the timer, whose resolution is a millisecond.
     pub(super) async fn resume_live_streams(&mut self) {
         if self.auth.expects_authentication() && !self.auth.is_authenticated() {
             return;
